@@ -1,0 +1,23 @@
+"""Errors raised by backends. They carry no HTTP; the server maps them.
+
+EngineError
+├── BackendUnavailable   the backend's library is not installed (message says how to install it)
+├── ArtifactError        the model file is missing, unreadable or not what the backend expects
+└── InferenceError       running a batch failed
+"""
+
+
+class EngineError(Exception):
+    """Base class of every backend error."""
+
+
+class BackendUnavailable(EngineError):
+    """The backend's library is missing or unusable here (no GPU, say)."""
+
+
+class ArtifactError(EngineError):
+    """The model artifact is missing, corrupt or of the wrong kind."""
+
+
+class InferenceError(EngineError):
+    """Running a batch failed."""

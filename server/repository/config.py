@@ -1,0 +1,194 @@
+"""The ``config.yaml`` schema of one model in the repository.
+
+A model folder looks like::
+
+    model_repository/<model>/config.yaml
+    model_repository/<model>/MODEL_CARD.md        (optional)
+    model_repository/<model>/<version>/...         artifacts: model.onnx, a HF folder, model.plan
+
+Every model is validated strictly: unknown keys, wrong types and out-of-range values are errors
+that name the file and the field. Names follow Triton's where Triton has one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from server.errors import ConfigError
+
+Backend = Literal["onnxruntime", "torch", "tensorrt"]
+Task = Literal["text-classification", "tensor"]
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BYTES",
+]
+
+#: The artifact each backend looks for in a version folder when ``engine.artifact`` is unset.
+DEFAULT_ARTIFACT: dict[str, str] = {
+    "onnxruntime": "model.onnx",
+    "torch": ".",
+    "tensorrt": "model.plan",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineConfig(_Strict):
+    """Which backend runs the model and how."""
+
+    backend: Backend = "onnxruntime"
+    """The inference backend."""
+    artifact: str | None = None
+    """File or folder inside the version folder; defaults per backend (model.onnx, ., model.plan)."""
+    device: str = "cpu"
+    """``cpu`` or ``cuda`` / ``cuda:N``."""
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
+    """Numeric precision the backend runs in (for ONNX, what the artifact was exported as)."""
+    threads: int = Field(default=0, ge=0, le=256)
+    """Intra-op threads per instance; 0 derives it from the core count and ``instance_count``."""
+    providers: tuple[str, ...] = ()
+    """ONNX Runtime execution providers in order of preference; empty means CPU."""
+    instance_count: int = Field(default=1, ge=1, le=64)
+    """Engine instances consuming the model's one queue (Triton's ``instance_group.count``)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Backend-specific options passed through unchanged."""
+
+
+class BatchingConfig(_Strict):
+    """Dynamic batching, in Triton's vocabulary."""
+
+    max_batch_size: int = Field(default=32, ge=1, le=4096)
+    """Most items (texts, or rows of a tensor) in one batch. A request of 16 texts counts 16."""
+    max_queue_delay_us: int = Field(default=2000, ge=0, le=10_000_000)
+    """Longest the oldest queued request waits for a batch to fill before it runs anyway."""
+    preferred_batch_sizes: tuple[int, ...] = ()
+    """Batch sizes worth waiting for; a batch that reaches one is sent at once."""
+    max_batch_tokens: int = Field(default=16384, ge=1)
+    """Cap on a batch's padded size (items x longest item, in tokens) for text models."""
+    max_queue_size: int = Field(default=1024, ge=1)
+    """Most items waiting; further requests are rejected at once with 429."""
+    default_timeout_us: int = Field(default=0, ge=0)
+    """Deadline for requests that set none (``parameters.timeout``); 0 means none."""
+
+    @model_validator(mode="after")
+    def _preferred_within_max(self) -> BatchingConfig:
+        for size in self.preferred_batch_sizes:
+            if not 1 <= size <= self.max_batch_size:
+                raise ValueError(
+                    f"preferred_batch_sizes entry {size} must be within 1..max_batch_size "
+                    f"({self.max_batch_size})"
+                )
+        return self
+
+
+class LatestPolicy(_Strict):
+    num_versions: int = Field(default=1, ge=1)
+    """Serve the newest N versions."""
+
+
+class SpecificPolicy(_Strict):
+    versions: tuple[int, ...] = Field(min_length=1)
+    """Serve exactly these versions."""
+
+
+class VersionPolicy(_Strict):
+    """Which version folders to serve: exactly one of ``latest``, ``all``, ``specific``."""
+
+    latest: LatestPolicy | None = None
+    all: dict[str, Any] | None = None
+    specific: SpecificPolicy | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> VersionPolicy:
+        chosen = [k for k in ("latest", "all", "specific") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"version_policy takes one of latest, all, specific; got {chosen}")
+        return self
+
+    def select(self, available: list[int]) -> list[int]:
+        """The versions to serve out of those on disk, newest first."""
+        newest_first = sorted(available, reverse=True)
+        if self.all is not None:
+            return newest_first
+        if self.specific is not None:
+            return [v for v in newest_first if v in self.specific.versions]
+        n = self.latest.num_versions if self.latest is not None else 1
+        return newest_first[:n]
+
+
+class TensorConfig(_Strict):
+    """A named input or output of a ``tensor`` model. ``dims`` excludes the batch dimension."""
+
+    name: str = Field(min_length=1)
+    datatype: Datatype
+    dims: tuple[int, ...]
+
+
+class ModelConfig(_Strict):
+    """One model's ``config.yaml``."""
+
+    name: str | None = None
+    """Defaults to the folder name; must match it when set."""
+    task: Task = "text-classification"
+    """``text-classification`` (texts in, label scores out) or ``tensor`` (named arrays in and out)."""
+    labels: tuple[str, ...] = ()
+    """Class names in logit order (text-classification)."""
+    max_length: int = Field(default=128, ge=2, le=8192)
+    """Longest tokenized text; longer texts are truncated."""
+    max_inputs_per_request: int = Field(default=64, ge=1)
+    """Most texts (or rows) one request may carry (TEI's ``max-client-batch-size``)."""
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    version_policy: VersionPolicy = Field(default_factory=VersionPolicy)
+    inputs: tuple[TensorConfig, ...] = ()
+    """Input tensors (tensor task); read from the engine when empty."""
+    outputs: tuple[TensorConfig, ...] = ()
+    """Output tensors (tensor task); read from the engine when empty."""
+    description: str = ""
+    """Free text shown in metadata."""
+
+    @model_validator(mode="after")
+    def _task_fields(self) -> ModelConfig:
+        if self.task == "text-classification" and not self.labels:
+            raise ValueError("labels: a text-classification model needs its class names")
+        return self
+
+    @property
+    def artifact(self) -> str:
+        return self.engine.artifact or DEFAULT_ARTIFACT[self.engine.backend]
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts.append(f"{loc}: {e['msg']}")
+    return f"{path}: " + "; ".join(parts)
+
+
+def load_model_config(path: Path) -> ModelConfig:
+    """Read and validate one ``config.yaml``; raises :class:`ConfigError` naming file and field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        config = ModelConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(path, e)) from e
+    folder = path.parent.name
+    if config.name is not None and config.name != folder:
+        raise ConfigError(f"{path}: name: '{config.name}' must match the folder name '{folder}'")
+    return config
