@@ -1,0 +1,96 @@
+"""``POST /v1/models/{model}/classify``: texts in, labels with scores out, for apps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from server.api.body import read_body, unless_disconnected
+from server.errors import InvalidInput, ModelNotReady
+from server.state import ServerState
+
+
+class ClassifyRequest(BaseModel):
+    """Documentation only: the body is validated by hand (cheaper on the hot path)."""
+
+    inputs: list[str] = Field(min_length=1, description="Texts to classify, at most the "
+                              "model's max_inputs_per_request (default 64).")
+    top_k: int = Field(default=1, ge=1, description="Labels to return per text, best first.")
+    timeout_us: int | None = Field(default=None, ge=0, description="Deadline in microseconds.")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"inputs": ["my bag never arrived", "great crew, thank you!"], "top_k": 2}
+    ]}}
+
+
+class Label(BaseModel):
+    label: str
+    score: float
+
+
+class ClassifyResponse(BaseModel):
+    model_name: str
+    model_version: str
+    predictions: list[list[Label]] = Field(description="One list per input text, in order.")
+
+
+def _parse(body: bytes) -> tuple[list[str], int, int | None]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"body: not valid JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise InvalidInput("body: must be a JSON object with 'inputs'")
+    unknown = set(doc) - {"inputs", "top_k", "timeout_us"}
+    if unknown:
+        raise InvalidInput(f"body: unknown fields {sorted(unknown)}")
+    texts = doc.get("inputs")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list):
+        raise InvalidInput("inputs: must be a list of strings")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise InvalidInput(f"inputs[{i}]: must be a string")
+    top_k = doc.get("top_k", 1)
+    if not isinstance(top_k, int) or isinstance(top_k, bool):
+        raise InvalidInput("top_k: must be an integer")
+    timeout = doc.get("timeout_us")
+    if timeout is not None and (not isinstance(timeout, int) or timeout < 0):
+        raise InvalidInput("timeout_us: must be a non-negative integer")
+    return texts, top_k, timeout or None
+
+
+def build_router(state: ServerState) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["classify"])
+    schema: dict[str, Any] = ClassifyRequest.model_json_schema()
+
+    @router.post(
+        "/models/{model}/classify",
+        summary="Classify texts",
+        response_model=ClassifyResponse,
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": schema, "example": schema["examples"][0]}}}},
+    )
+    async def classify(request: Request, model: str) -> Response:
+        if state.draining:
+            raise ModelNotReady("server is shutting down")
+        body = await read_body(request, state.settings.max_request_bytes)
+        texts, top_k, timeout = _parse(body)
+        version = request.query_params.get("version")
+        loaded, predictions = await unless_disconnected(
+            request, state.service.classify(model, version, texts, top_k, timeout)
+        )
+        doc = {
+            "model_name": loaded.name,
+            "model_version": str(loaded.version),
+            "predictions": [[{"label": p.label, "score": p.score} for p in row]
+                            for row in predictions],
+        }
+        return Response(orjson.dumps(doc), media_type="application/json")
+
+    return router

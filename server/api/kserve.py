@@ -1,0 +1,145 @@
+"""KServe v2 / Triton HTTP routes: health, metadata, infer (JSON and binary), repository control."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from server.api.body import read_body, unless_disconnected
+from server.errors import InvalidInput, ModelNotReady
+from server.protocol.v2 import HEADER_LENGTH, decode_request
+from server.repository.loader import ModelVersion
+from server.state import ServerState
+
+PLATFORM = {"onnxruntime": "onnxruntime_onnx", "torch": "pytorch_torch", "tensorrt": "tensorrt_plan"}
+EXTENSIONS = ["binary_tensor_data", "classification", "model_repository", "statistics", "sluice"]
+
+INFER_EXAMPLE = {
+    "inputs": [
+        {"name": "text", "shape": [2], "datatype": "BYTES",
+         "data": ["my flight was cancelled again", "thanks for the upgrade!"]}
+    ],
+    "outputs": [{"name": "label"}, {"name": "probabilities", "parameters": {"classification": 2}}],
+}
+
+
+def _json(doc: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
+
+
+def _metadata(model: ModelVersion, versions: list[str]) -> dict[str, Any]:
+    def tensors(specs: Any) -> list[dict[str, Any]]:
+        return [{"name": s.name, "datatype": s.datatype, "shape": list(s.shape)} for s in specs]
+
+    return {
+        "name": model.name,
+        "versions": versions,
+        "platform": PLATFORM[model.config.engine.backend],
+        "inputs": tensors(model.inputs),
+        "outputs": tensors(model.outputs),
+        "parameters": {"task": model.config.task, "labels": list(model.config.labels)},
+    }
+
+
+def build_router(state: ServerState) -> APIRouter:
+    router = APIRouter(prefix="/v2", tags=["KServe v2"])
+    registry = state.registry
+
+    @router.get("", summary="Server metadata")
+    async def server_metadata() -> Response:
+        return _json({"name": "sluice", "version": state.version, "extensions": EXTENSIONS})
+
+    @router.get("/health/live", summary="Liveness: 200 while the process runs")
+    async def live() -> Response:
+        return _json({"live": True})
+
+    @router.get("/health/ready", summary="Readiness: 200 once every model is serving")
+    async def ready() -> Response:
+        ok = registry.is_ready() and not state.draining
+        return _json({"ready": ok}, 200 if ok else 503)
+
+    def versions_of(name: str) -> list[str]:
+        entry = next((e for e in registry.entries() if e.name == name), None)
+        return [str(v) for v in sorted(entry.versions)] if entry else []
+
+    @router.get("/models/{model}", summary="Model metadata")
+    @router.get("/models/{model}/versions/{version}", summary="Model version metadata")
+    async def model_metadata(model: str, version: str | None = None) -> Response:
+        loaded = registry.get(model, version)
+        return _json(_metadata(loaded, versions_of(model)))
+
+    @router.get("/models/{model}/ready", summary="Model readiness")
+    @router.get("/models/{model}/versions/{version}/ready", summary="Model version readiness")
+    async def model_ready(model: str, version: str | None = None) -> Response:
+        registry.get(model, version)  # raises 404 / 503
+        return _json({"name": model, "ready": True})
+
+    @router.get("/models/{model}/config", summary="Model configuration (config.yaml, resolved)")
+    @router.get("/models/{model}/versions/{version}/config", include_in_schema=False)
+    async def model_config(model: str, version: str | None = None) -> Response:
+        loaded = registry.get(model, version)
+        return _json({"name": model, **loaded.config.model_dump(mode="json")})
+
+    @router.get("/models/{model}/stats", summary="Model statistics")
+    @router.get("/models/{model}/versions/{version}/stats", include_in_schema=False)
+    async def model_stats(model: str, version: str | None = None) -> Response:
+        loaded = registry.get(model, version)
+        b = loaded.batcher
+        return _json({"model_stats": [{
+            "name": model, "version": str(loaded.version),
+            "pending_requests": b.pending_requests, "pending_items": b.pending_items,
+            "load_seconds": round(loaded.load_seconds, 3),
+        }]})
+
+    @router.post(
+        "/models/{model}/infer",
+        summary="Inference (JSON tensors, or the binary tensor extension)",
+        openapi_extra={"requestBody": {"content": {"application/json": {
+            "schema": {"type": "object"}, "example": INFER_EXAMPLE}}, "required": True}},
+    )
+    @router.post("/models/{model}/versions/{version}/infer", include_in_schema=False)
+    async def infer(request: Request, model: str, version: str | None = None) -> Response:
+        if state.draining:
+            raise ModelNotReady("server is shutting down")
+        body = await read_body(request, state.settings.max_request_bytes)
+        raw_length = request.headers.get(HEADER_LENGTH)
+        header_length = None
+        if raw_length is not None:
+            if not raw_length.strip().isdigit():
+                raise InvalidInput("Inference-Header-Content-Length: must be an integer")
+            header_length = int(raw_length)
+        decoded = decode_request(body, header_length)
+        encoded = await unless_disconnected(
+            request, state.service.infer(model, version, decoded)
+        )
+        if encoded.header_length is None:
+            return Response(encoded.body, media_type="application/json")
+        return Response(
+            encoded.body, media_type="application/octet-stream",
+            headers={"Inference-Header-Content-Length": str(encoded.header_length)},
+        )
+
+    @router.post("/repository/index", summary="List the repository's models and their state")
+    async def repository_index() -> Response:
+        return _json([
+            {"name": e.name, "version": str(max(e.versions)) if e.versions else "",
+             "state": e.state, "reason": e.reason}
+            for e in registry.index()
+        ])
+
+    @router.post("/repository/models/{model}/load", summary="Load or reload a model")
+    async def repository_load(model: str) -> Response:
+        entry = await registry.load(model)
+        if entry.state != "READY":
+            return _json({"error": f"failed to load '{model}': {entry.reason}"}, 400)
+        return _json({})
+
+    @router.post("/repository/models/{model}/unload", summary="Unload a model (drains it first)")
+    async def repository_unload(model: str) -> Response:
+        await registry.unload(model)
+        return _json({})
+
+    return router

@@ -1,0 +1,97 @@
+"""``create_app``: the FastAPI application and its lifespan.
+
+Start-up: the process is live at once and turns ready when every model has loaded (loading runs
+in the background so probes and metrics answer meanwhile). Shut-down: readiness flips to 503,
+uvicorn stops accepting connections and waits for in-flight requests, then every model's queue is
+drained and its engines closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from server.api import classify, errors, kserve
+from server.metrics import Metrics
+from server.repository.registry import ModelRegistry
+from server.service import InferenceService
+from server.settings import Settings, default_threads
+from server.state import ServerState
+
+log = logging.getLogger("sluice")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("sluice")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+def build_state(settings: Settings) -> ServerState:
+    metrics = Metrics()
+    cores = default_threads()
+    workers = settings.worker_threads or 2 * cores + 2
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sluice-worker")
+    registry = ModelRegistry(
+        settings.model_repository,
+        metrics=metrics,
+        executor=executor,
+        threads=settings.engine_threads or cores,
+        only=settings.models,
+        drain_timeout_s=settings.drain_timeout_s,
+    )
+    return ServerState(
+        settings=settings, metrics=metrics, executor=executor, registry=registry,
+        service=InferenceService(registry), version=_version(),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    state = build_state(settings or Settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async def load() -> None:
+            try:
+                await state.registry.load_all()
+                summary = ", ".join(f"{e.name}={e.state}" for e in state.registry.entries())
+                log.info("sluice model loading finished: %s; ready=%s", summary,
+                         state.registry.is_ready())
+            except Exception as e:  # the repository itself is unusable; stay live, never ready
+                state.load_error = str(e)
+                log.error("model repository failed to load: %s", e)
+
+        loader = asyncio.create_task(load(), name="sluice-load")
+        try:
+            yield
+        finally:
+            state.draining = True
+            loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loader
+            await state.registry.close()
+            state.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="Sluice",
+        version=state.version,
+        summary="High-throughput inference for fine-tuned, compressed text classifiers.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(kserve.build_router(state))
+    app.include_router(classify.build_router(state))
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app

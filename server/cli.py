@@ -1,0 +1,182 @@
+"""``sluice``: serve | build | models | bench."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from server.errors import ConfigError
+
+log = logging.getLogger("sluice")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _default_models_to_build(repository: Path, only: Sequence[str]) -> list[str]:
+    """Default models (of those asked for) whose served artifacts are missing."""
+    from pipeline.build import DEFAULT_MODELS, missing_models
+
+    wanted = [n for n in (only or DEFAULT_MODELS) if n in DEFAULT_MODELS]
+    return missing_models(repository, wanted) if wanted else []
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server.settings import Settings
+
+    overrides: dict[str, object] = {}
+    for key in ("model_repository", "host", "port", "log_level"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.models is not None:
+        overrides["models"] = _csv(args.models)
+    if args.no_build:
+        overrides["build_missing"] = False
+    settings = Settings.model_validate(overrides)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    repo = settings.model_repository
+    if not repo.is_dir():
+        print(f"sluice: model repository '{repo}' does not exist", file=sys.stderr)
+        return 2
+    missing = _default_models_to_build(repo, settings.models)
+    if missing:
+        if not settings.build_missing:
+            print(
+                f"sluice: default models not built yet: {', '.join(missing)}.\n"
+                f"  Build them with:  sluice build {' '.join(missing)} --repository {repo}\n"
+                f"  (or serve without --no-build to build them first)",
+                file=sys.stderr,
+            )
+            return 2
+        from pipeline.build import build
+        from pipeline.errors import BuildError
+
+        print(f"sluice: building missing default models first: {', '.join(missing)}",
+              file=sys.stderr)
+        try:
+            build(missing, repo, profile="full", progress=True)
+        except BuildError as e:
+            print(f"sluice: building {', '.join(missing)} failed: {e}\n"
+                  f"  Retry with:  sluice build {' '.join(missing)} --repository {repo}",
+                  file=sys.stderr)
+            return 1
+    import uvicorn
+
+    from server.app import create_app
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+        timeout_keep_alive=30,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from server.repository.loader import (
+        available_versions,
+        list_model_folders,
+        read_config,
+        select_versions,
+    )
+
+    try:
+        folders = list_model_folders(Path(args.repository))
+    except ConfigError as e:
+        print(f"sluice: {e}", file=sys.stderr)
+        return 2
+    bad = 0
+    print(f"{'model':24} {'task':20} {'backend':12} {'on disk':10} {'serves':8} status")
+    for folder in folders:
+        try:
+            config = read_config(folder)
+            on_disk = available_versions(folder)
+            status, serves = "ok", ",".join(map(str, select_versions(folder, config)))
+            task, backend = config.task, config.engine.backend
+        except ConfigError as e:
+            bad += 1
+            status, serves, task, backend = f"ERROR {e}", "-", "?", "?"
+            on_disk = available_versions(folder)
+        disk = ",".join(map(str, on_disk)) or "-"
+        print(f"{folder.name:24} {task:20} {backend:12} {disk:10} {serves:8} {status}")
+    if not folders:
+        print("(no model folders with a config.yaml)")
+    return 1 if bad else 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from pipeline.build import build
+    from pipeline.errors import BuildError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        written = build(args.models or None, Path(args.repository), profile=args.profile,
+                        force=args.force, progress=True)
+    except BuildError as e:
+        print(f"sluice build: {e}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"built {path}")
+    return 0
+
+
+def cmd_bench(argv: Sequence[str]) -> int:
+    from loadtests.bench import main as bench_main
+
+    return int(bench_main(list(argv)) or 0)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sluice", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="serve a model repository over HTTP (KServe v2 + classify)")
+    s.add_argument("--model-repository", type=Path, default=None,
+                   help="model repository folder (default: model_repository, or SLUICE_MODEL_REPOSITORY)")
+    s.add_argument("--host", default=None, help="interface (default 0.0.0.0)")
+    s.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    s.add_argument("--models", default=None, help="comma-separated subset of models to serve")
+    s.add_argument("--no-build", action="store_true",
+                   help="never build missing default models (for your own repository)")
+    s.add_argument("--log-level", default=None, help="debug, info, warning, error")
+    s.set_defaults(func=cmd_serve)
+
+    m = sub.add_parser("models", help="validate a model repository and list its models")
+    m.add_argument("repository", nargs="?", default="model_repository")
+    m.set_defaults(func=cmd_models)
+
+    b = sub.add_parser("build", help="fine-tune, distil, quantize and export the default models")
+    b.add_argument("models", nargs="*", help="models to build (default: all default models)")
+    b.add_argument("--repository", default="model_repository")
+    b.add_argument("--profile", default="full", choices=["full", "smoke"],
+                   help="smoke: a few hundred examples and one epoch, for tests")
+    b.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    b.set_defaults(func=cmd_build)
+
+    sub.add_parser("bench", help="load-test Sluice against a naive server and the engine ceiling "
+                   "(options: sluice bench --help)", add_help=False)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        return cmd_bench(argv[1:])
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Every Prometheus metric Sluice exports, declared once.
+
+Names follow Triton's (``nv_inference_*``, see shared/reference/triton-metrics.md) so existing
+dashboards read the same; the histograms Triton lacks (queue, compute, end-to-end, batch size,
+padding) are ``sluice_*`` and aggregate across replicas.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LABELS = ("model", "version")
+#: Triton's failure reasons, keyed by the batcher's outcome names.
+FAILURE_REASON = {
+    "rejected": "REJECTED",
+    "timeout": "REJECTED",
+    "cancelled": "CANCELED",
+    "failed": "BACKEND",
+}
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256, 512, 1024)
+_PADDING_BUCKETS = (1.0, 1.05, 1.1, 1.2, 1.3, 1.5, 2.0, 3.0, 5.0)
+
+
+class Metrics:
+    """The metric families, registered on one registry (one per app, so tests stay isolated)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.request_success = Counter(
+            "nv_inference_request_success", "Requests answered successfully.", _LABELS, registry=r
+        )
+        self.request_failure = Counter(
+            "nv_inference_request_failure",
+            "Failed requests by reason (REJECTED, CANCELED, BACKEND, OTHER).",
+            (*_LABELS, "reason"),
+            registry=r,
+        )
+        self.inference_count = Counter(
+            "nv_inference_count", "Inferences performed (a request of 16 texts counts 16).",
+            _LABELS, registry=r,
+        )
+        self.exec_count = Counter(
+            "nv_inference_exec_count", "Batch executions (count / exec_count = mean batch size).",
+            _LABELS, registry=r,
+        )
+        self.pending = Gauge(
+            "nv_inference_pending_request_count", "Requests waiting in the queue.", _LABELS,
+            registry=r,
+        )
+        self.request_duration_us = Counter(
+            "nv_inference_request_duration_us", "Cumulative end-to-end time of requests (us).",
+            _LABELS, registry=r,
+        )
+        self.queue_duration_us = Counter(
+            "nv_inference_queue_duration_us", "Cumulative time requests waited in the queue (us).",
+            _LABELS, registry=r,
+        )
+        self.compute_input_us = Counter(
+            "nv_inference_compute_input_duration_us",
+            "Cumulative input preparation (tokenization) time (us).", _LABELS, registry=r,
+        )
+        self.compute_infer_us = Counter(
+            "nv_inference_compute_infer_duration_us", "Cumulative model execution time (us).",
+            _LABELS, registry=r,
+        )
+        self.load_duration = Gauge(
+            "nv_model_load_duration_secs", "Time to load the model (s).", _LABELS, registry=r
+        )
+        self.cache_hits = Counter(
+            "nv_cache_num_hits_per_model", "Response cache hits.", _LABELS, registry=r
+        )
+        self.cache_misses = Counter(
+            "nv_cache_num_misses_per_model", "Response cache misses.", _LABELS, registry=r
+        )
+        self.request_latency = Histogram(
+            "sluice_request_duration_seconds", "End-to-end request time in the server (s).",
+            _LABELS, buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.queue_latency = Histogram(
+            "sluice_queue_duration_seconds", "Time a request waited before its batch ran (s).",
+            _LABELS, buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.prepare_latency = Histogram(
+            "sluice_prepare_duration_seconds", "Batch input preparation (tokenization) time (s).",
+            _LABELS, buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.compute_latency = Histogram(
+            "sluice_compute_duration_seconds", "Batch execution time in the engine (s).",
+            _LABELS, buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.batch_size = Histogram(
+            "sluice_batch_size", "Items per executed batch.", _LABELS, buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.padding_ratio = Histogram(
+            "sluice_padding_ratio", "Padded tokens over real tokens per executed batch.", _LABELS,
+            buckets=_PADDING_BUCKETS, registry=r,
+        )
+        self.model_ready = Gauge(
+            "sluice_model_ready", "1 when the model version is serving.", _LABELS, registry=r
+        )
+
+    def observer(self, model: str, version: str) -> ModelObserver:
+        return ModelObserver(self, model, version)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class ModelObserver:
+    """The batcher's metrics hook for one model version (implements ``BatchObserver``)."""
+
+    def __init__(self, metrics: Metrics, model: str, version: str) -> None:
+        labels = {"model": model, "version": version}
+        m = metrics
+        self._success = m.request_success.labels(**labels)
+        self._failure = {
+            reason: m.request_failure.labels(reason=reason, **labels)
+            for reason in ("REJECTED", "CANCELED", "BACKEND", "OTHER")
+        }
+        self._count = m.inference_count.labels(**labels)
+        self._exec = m.exec_count.labels(**labels)
+        self._pending = m.pending.labels(**labels)
+        self._request_us = m.request_duration_us.labels(**labels)
+        self._queue_us = m.queue_duration_us.labels(**labels)
+        self._input_us = m.compute_input_us.labels(**labels)
+        self._infer_us = m.compute_infer_us.labels(**labels)
+        self._request_h = m.request_latency.labels(**labels)
+        self._queue_h = m.queue_latency.labels(**labels)
+        self._prepare_h = m.prepare_latency.labels(**labels)
+        self._compute_h = m.compute_latency.labels(**labels)
+        self._batch_h = m.batch_size.labels(**labels)
+        self._padding_h = m.padding_ratio.labels(**labels)
+        self.cache_hits = m.cache_hits.labels(**labels)
+        self.cache_misses = m.cache_misses.labels(**labels)
+        self.load_duration = m.load_duration.labels(**labels)
+        self.ready = m.model_ready.labels(**labels)
+
+    def request_queued(self, items: int) -> None:
+        self._pending.inc()
+
+    def request_dequeued(self, items: int) -> None:
+        self._pending.dec()
+
+    def request_finished(self, outcome: str, items: int, queue_s: float, total_s: float) -> None:
+        if outcome == "success":
+            self._success.inc()
+            self._count.inc(items)
+        else:
+            self._failure[FAILURE_REASON.get(outcome, "OTHER")].inc()
+        self._request_us.inc(total_s * 1e6)
+        self._queue_us.inc(queue_s * 1e6)
+        self._request_h.observe(total_s)
+        self._queue_h.observe(queue_s)
+
+    def batch_executed(
+        self,
+        requests: int,
+        items: int,
+        real_tokens: int,
+        padded_tokens: int,
+        prepare_s: float,
+        compute_s: float,
+    ) -> None:
+        self._exec.inc()
+        self._batch_h.observe(items)
+        if real_tokens > 0:
+            self._padding_h.observe(padded_tokens / real_tokens)
+        self._input_us.inc(prepare_s * 1e6)
+        self._infer_us.inc(compute_s * 1e6)
+        self._prepare_h.observe(prepare_s)
+        self._compute_h.observe(compute_s)

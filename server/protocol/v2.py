@@ -1,0 +1,308 @@
+"""KServe v2 inference requests and responses, JSON and the binary tensor extension.
+
+Validation is hand-written on purpose: a request of 64 texts must not cost 64 pydantic models.
+Every error is an :class:`InvalidInput` naming the field and the limit.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from engines.base import DATATYPE_TO_NUMPY
+from server.errors import InvalidInput
+
+HEADER_LENGTH = "inference-header-content-length"
+_NUMERIC = {k: v for k, v in DATATYPE_TO_NUMPY.items() if k != "BYTES"}
+
+
+@dataclass
+class RequestedOutput:
+    name: str
+    binary: bool = False
+    classification: int = 0
+
+
+@dataclass
+class InferRequest:
+    id: str | None
+    inputs: dict[str, np.ndarray]
+    datatypes: dict[str, str]
+    outputs: list[RequestedOutput] | None
+    binary_output: bool
+    timeout_us: int | None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _field(where: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{where}: {message}")
+
+
+def _as_shape(where: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise _field(where, "must be a list of non-negative integers")
+    return tuple(value)
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if data and isinstance(data[0], list):
+        out: list[Any] = []
+        for item in data:
+            out.extend(_flatten(item))
+        return out
+    return data
+
+
+def _decode_bytes_binary(where: str, raw: bytes, count: int) -> np.ndarray:
+    out = np.empty(count, dtype=object)
+    offset = 0
+    for i in range(count):
+        if offset + 4 > len(raw):
+            raise _field(where, f"binary BYTES data ends after {i} of {count} elements")
+        (n,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + n > len(raw):
+            raise _field(where, f"binary BYTES element {i} is truncated")
+        out[i] = raw[offset : offset + n]
+        offset += n
+    if offset != len(raw):
+        raise _field(where, f"binary BYTES data has {len(raw) - offset} bytes left over")
+    return out
+
+
+def _decode_input(
+    i: int, spec: Any, binary: memoryview | None, offset: int
+) -> tuple[str, str, np.ndarray, int]:
+    where = f"inputs[{i}]"
+    if not isinstance(spec, dict):
+        raise _field(where, "must be an object with name, shape, datatype and data")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise _field(f"{where}.name", "must be a non-empty string")
+    where = f"inputs[{i}] ('{name}')"
+    shape = _as_shape(f"{where}.shape", spec.get("shape"))
+    datatype = spec.get("datatype")
+    if datatype not in DATATYPE_TO_NUMPY:
+        raise _field(f"{where}.datatype", f"must be one of {sorted(DATATYPE_TO_NUMPY)}")
+    count = math.prod(shape)
+    params = spec.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise _field(f"{where}.parameters", "must be an object")
+    size = params.get("binary_data_size")
+    if size is not None:
+        if binary is None:
+            raise _field(where, "binary_data_size given but the request has no binary part "
+                         "(Inference-Header-Content-Length header)")
+        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            raise _field(f"{where}.parameters.binary_data_size",
+                         f"{size} does not fit the {len(binary) - offset} binary bytes left")
+        raw = bytes(binary[offset : offset + size])
+        offset += size
+        if datatype == "BYTES":
+            array = _decode_bytes_binary(where, raw, count)
+        else:
+            dtype = _NUMERIC[datatype]
+            if size != count * dtype.itemsize:
+                raise _field(f"{where}.parameters.binary_data_size",
+                             f"{size} bytes for shape {list(shape)} of {datatype} "
+                             f"(expected {count * dtype.itemsize})")
+            array = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
+        return name, datatype, array.reshape(shape), offset
+    if "data" not in spec:
+        raise _field(where, "needs 'data' or parameters.binary_data_size")
+    flat = _flatten(spec["data"])
+    if len(flat) != count:
+        raise _field(f"{where}.data", f"has {len(flat)} elements; shape {list(shape)} needs {count}")
+    if datatype == "BYTES":
+        array = np.empty(count, dtype=object)
+        for j, item in enumerate(flat):
+            if not isinstance(item, str):
+                raise _field(f"{where}.data[{j}]", "BYTES elements must be strings in JSON")
+            array[j] = item
+    else:
+        try:
+            array = np.asarray(flat, dtype=_NUMERIC[datatype])
+        except (TypeError, ValueError, OverflowError) as e:
+            raise _field(f"{where}.data", f"not valid {datatype}: {e}") from e
+    return name, datatype, array.reshape(shape), offset
+
+
+def _decode_outputs(raw: Any) -> list[RequestedOutput] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise _field("outputs", "must be a list")
+    outputs = []
+    for i, spec in enumerate(raw):
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise _field(f"outputs[{i}].name", "must be a string")
+        params = spec.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise _field(f"outputs[{i}].parameters", "must be an object")
+        k = params.get("classification", 0)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise _field(f"outputs[{i}].parameters.classification", "must be an integer >= 0")
+        outputs.append(
+            RequestedOutput(spec["name"], bool(params.get("binary_data", False)), k)
+        )
+    return outputs
+
+
+def decode_request(body: bytes, header_length: int | None) -> InferRequest:
+    """Parse an infer request body (JSON, or JSON header + binary tensors)."""
+    binary: memoryview | None = None
+    head: bytes | memoryview = body
+    if header_length is not None:
+        if header_length < 0 or header_length > len(body):
+            raise _field("Inference-Header-Content-Length",
+                         f"{header_length} is outside the body's {len(body)} bytes")
+        view = memoryview(body)
+        head, binary = view[:header_length], view[header_length:]
+    try:
+        doc = orjson.loads(head)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"body: not valid JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise _field("body", "must be a JSON object")
+    raw_inputs = doc.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise _field("inputs", "must be a non-empty list")
+    inputs: dict[str, np.ndarray] = {}
+    datatypes: dict[str, str] = {}
+    offset = 0
+    for i, spec in enumerate(raw_inputs):
+        name, datatype, array, offset = _decode_input(i, spec, binary, offset)
+        if name in inputs:
+            raise _field(f"inputs[{i}].name", f"'{name}' given twice")
+        inputs[name], datatypes[name] = array, datatype
+    params = doc.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise _field("parameters", "must be an object")
+    timeout = params.get("timeout")
+    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)
+                                or timeout < 0):
+        raise _field("parameters.timeout", "must be a non-negative integer (microseconds)")
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise _field("id", "must be a string")
+    return InferRequest(
+        id=request_id,
+        inputs=inputs,
+        datatypes=datatypes,
+        outputs=_decode_outputs(doc.get("outputs")),
+        binary_output=bool(params.get("binary_data_output", False)),
+        timeout_us=timeout or None,
+        parameters=params,
+    )
+
+
+def texts_from_request(request: InferRequest, input_name: str) -> tuple[str, ...]:
+    """The texts of a text model's request: one BYTES input of shape [n] or [n, 1]."""
+    if len(request.inputs) != 1:
+        raise _field("inputs", f"a text model takes one BYTES input named '{input_name}'")
+    name, array = next(iter(request.inputs.items()))
+    if request.datatypes[name] != "BYTES":
+        raise _field(f"inputs ('{name}').datatype", "must be BYTES for a text model")
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise _field(f"inputs ('{name}').shape", "must be [n] or [n, 1] for a text model")
+    texts = []
+    for j, item in enumerate(array.tolist()):
+        if isinstance(item, bytes):
+            try:
+                item = item.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _field(f"inputs ('{name}').data[{j}]", "is not valid UTF-8") from e
+        texts.append(item)
+    return tuple(texts)
+
+
+# ---- responses -----------------------------------------------------------------------------
+def _bytes_payload(array: np.ndarray) -> bytes:
+    parts = []
+    for item in array.reshape(-1).tolist():
+        b = item if isinstance(item, bytes) else str(item).encode("utf-8")
+        parts.append(struct.pack("<I", len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def _classification(
+    probabilities: np.ndarray, k: int, labels: Sequence[str]
+) -> np.ndarray:
+    k = min(k, probabilities.shape[-1])
+    order = np.argsort(-probabilities, axis=-1, kind="stable")[..., :k]
+    out = np.empty(order.shape, dtype=object)
+    for idx in np.ndindex(order.shape):
+        j = int(order[idx])
+        label = labels[j] if j < len(labels) else str(j)
+        out[idx] = f"{probabilities[(*idx[:-1], j)]:.6f}:{j}:{label}"
+    return out
+
+
+@dataclass
+class EncodedResponse:
+    body: bytes
+    header_length: int | None  # set when the body carries binary tensors
+
+
+def encode_response(
+    *,
+    model_name: str,
+    model_version: str,
+    request: InferRequest,
+    tensors: Mapping[str, tuple[str, np.ndarray]],
+    labels: Sequence[str] = (),
+) -> EncodedResponse:
+    """Build the response; ``tensors`` maps output name -> (datatype, array)."""
+    wanted = request.outputs
+    if wanted is None:
+        wanted = [RequestedOutput(n, request.binary_output) for n in tensors]
+    outputs: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for out in wanted:
+        if out.name not in tensors:
+            raise _field("outputs", f"model '{model_name}' has no output '{out.name}' "
+                         f"(has {sorted(tensors)})")
+        datatype, array = tensors[out.name]
+        if out.classification:
+            if datatype == "BYTES":
+                raise _field(f"outputs ('{out.name}').parameters.classification",
+                             "needs a numeric output")
+            array, datatype = _classification(array, out.classification, labels), "BYTES"
+        entry: dict[str, Any] = {"name": out.name, "datatype": datatype,
+                                 "shape": list(array.shape)}
+        if out.binary or request.binary_output:
+            blob = (
+                _bytes_payload(array) if datatype == "BYTES"
+                else np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+            )
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        elif datatype == "BYTES":
+            entry["data"] = [
+                x.decode("utf-8", "replace") if isinstance(x, bytes) else x
+                for x in array.reshape(-1).tolist()
+            ]
+        else:
+            entry["data"] = array.reshape(-1).tolist()
+        outputs.append(entry)
+    doc: dict[str, Any] = {"model_name": model_name, "model_version": model_version,
+                           "outputs": outputs}
+    if request.id is not None:
+        doc["id"] = request.id
+    head = orjson.dumps(doc)
+    if not blobs:
+        return EncodedResponse(head, None)
+    return EncodedResponse(head + b"".join(blobs), len(head))

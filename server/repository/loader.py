@@ -1,0 +1,201 @@
+"""Turn one model folder into serving model versions: validate, build engines, warm up, start.
+
+Everything here that blocks (reading files, building sessions, warm-up) runs in a worker thread
+so a slow or broken model never stalls the event loop or the other models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engines.base import Engine, EngineSpec, TensorSpec
+from engines.errors import EngineError
+from engines.registry import load_engine
+from server.errors import ConfigError
+from server.inference.tensor import TensorHandler
+from server.inference.text import TextClassificationHandler
+from server.metrics import Metrics, ModelObserver
+from server.repository.config import ModelConfig, load_model_config
+from server.scheduler import Batcher, BatchPolicy
+
+log = logging.getLogger("sluice.repository")
+
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class ModelVersion:
+    """One loaded, serving version of a model."""
+
+    name: str
+    version: int
+    config: ModelConfig
+    path: Path
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    batcher: Batcher[Any, Any]
+    engines: list[Engine]
+    observer: ModelObserver
+    load_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_text(self) -> bool:
+        return self.config.task == "text-classification"
+
+    async def stop(self, drain_timeout_s: float) -> None:
+        """Drain the queue, then free the engines."""
+        self.observer.ready.set(0)
+        try:
+            await self.batcher.stop(drain_timeout_s=drain_timeout_s)
+        finally:
+            for engine in self.engines:
+                try:
+                    engine.close()
+                except Exception:  # a failing close must not keep the others alive
+                    log.exception("closing %s v%s failed", self.name, self.version)
+
+
+def list_model_folders(repository: Path) -> list[Path]:
+    """Model folders: sub-folders holding a config.yaml, sorted by name."""
+    if not repository.is_dir():
+        raise ConfigError(f"{repository}: model repository folder does not exist")
+    return sorted(p for p in repository.iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def available_versions(folder: Path) -> list[int]:
+    """Numeric version folders present on disk."""
+    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def read_config(folder: Path) -> ModelConfig:
+    return load_model_config(folder / CONFIG_FILE)
+
+
+def select_versions(folder: Path, config: ModelConfig) -> list[int]:
+    """Versions to serve; a ConfigError if none of them is on disk."""
+    on_disk = available_versions(folder)
+    chosen = config.version_policy.select(on_disk)
+    if not chosen:
+        raise ConfigError(
+            f"{folder}: no version folder to serve (on disk: {on_disk or 'none'}; "
+            f"version_policy: {config.version_policy.model_dump(exclude_none=True) or 'latest 1'})"
+        )
+    if config.version_policy.specific is not None:
+        missing = sorted(set(config.version_policy.specific.versions) - set(on_disk))
+        if missing:
+            raise ConfigError(f"{folder}: version_policy.specific: versions {missing} not on disk")
+    return chosen
+
+
+def _engine_spec(config: ModelConfig, version_dir: Path, threads: int) -> EngineSpec:
+    artifact = (version_dir / config.artifact).resolve()
+    if not artifact.exists():
+        raise ConfigError(
+            f"{version_dir}: engine.artifact: '{config.artifact}' not found "
+            f"(backend {config.engine.backend})"
+        )
+    e = config.engine
+    return EngineSpec(
+        artifact=artifact,
+        device=e.device,
+        precision=e.precision,
+        threads=e.threads or threads,
+        providers=e.providers,
+        max_batch_size=config.batching.max_batch_size,
+        max_length=config.max_length,
+        options=dict(e.options),
+    )
+
+
+def _check_tensor_config(config: ModelConfig, engine: Engine, where: Path) -> None:
+    declared = {t.name for t in config.inputs}
+    actual = {t.name for t in engine.inputs}
+    if declared and declared != actual:
+        raise ConfigError(f"{where}: inputs: config declares {sorted(declared)}, "
+                          f"the model has {sorted(actual)}")
+
+
+def _tensor_specs(config: ModelConfig, engine: Engine) -> tuple[tuple[TensorSpec, ...], ...]:
+    if config.task == "text-classification":
+        n = len(config.labels)
+        return (
+            (TensorSpec("text", "BYTES", (-1,)),),
+            (TensorSpec("probabilities", "FP32", (-1, n)), TensorSpec("label", "BYTES", (-1,))),
+        )
+    ins = tuple(TensorSpec(t.name, t.datatype, (-1, *t.dims)) for t in config.inputs)
+    outs = tuple(TensorSpec(t.name, t.datatype, (-1, *t.dims)) for t in config.outputs)
+    return ins or tuple(engine.inputs), outs or tuple(engine.outputs)
+
+
+def _build_blocking(
+    name: str, version: int, config: ModelConfig, version_dir: Path, threads: int
+) -> tuple[list[Engine], Any]:
+    per_instance = max(1, threads // config.engine.instance_count)
+    spec = _engine_spec(config, version_dir, per_instance)
+    engines: list[Engine] = []
+    try:
+        for _ in range(config.engine.instance_count):
+            engines.append(load_engine(config.engine.backend, spec))
+        handler: Any
+        if config.task == "text-classification":
+            from engines.tokenization import TextEncoder
+
+            if not (version_dir / "tokenizer.json").is_file():
+                raise ConfigError(f"{version_dir}: tokenizer.json missing (text-classification)")
+            encoder = TextEncoder.from_dir(version_dir, config.max_length)
+            handler = TextClassificationHandler(encoder, engines, len(config.labels))
+        else:
+            _check_tensor_config(config, engines[0], version_dir)
+            handler = TensorHandler(engines)
+        for engine in engines:
+            engine.warmup()
+        return engines, handler
+    except BaseException:
+        for engine in engines:
+            engine.close()
+        raise
+
+
+async def load_version(
+    folder: Path,
+    config: ModelConfig,
+    version: int,
+    *,
+    metrics: Metrics,
+    executor: Executor,
+    threads: int,
+) -> ModelVersion:
+    """Build the engines and batcher of one version and start serving it."""
+    name = folder.name
+    version_dir = folder / str(version)
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    try:
+        engines, handler = await loop.run_in_executor(
+            None, _build_blocking, name, version, config, version_dir, threads
+        )
+    except EngineError as e:
+        raise ConfigError(f"{version_dir}: engine {config.engine.backend}: {e}") from e
+    observer = metrics.observer(name, str(version))
+    policy = BatchPolicy.from_config(config.batching, config.engine.instance_count)
+    batcher: Batcher[Any, Any] = Batcher(
+        handler, policy, name=f"{name}/{version}", observer=observer, executor=executor
+    )
+    await batcher.start()
+    inputs, outputs = _tensor_specs(config, engines[0])
+    elapsed = time.perf_counter() - started
+    observer.load_duration.set(elapsed)
+    observer.ready.set(1)
+    log.info("loaded %s version %d (%s) in %.2fs", name, version, config.engine.backend, elapsed)
+    return ModelVersion(
+        name=name, version=version, config=config, path=version_dir, inputs=inputs,
+        outputs=outputs, batcher=batcher, engines=engines, observer=observer,
+        load_seconds=elapsed,
+    )

@@ -1,0 +1,49 @@
+"""Server settings: command-line flags override ``SLUICE_*`` environment variables.
+
+Read once, when the server starts (never at import time).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_threads() -> int:
+    """Cores this process may use (the cgroup/affinity view, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; each field is also ``SLUICE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore", frozen=True)
+
+    model_repository: Path = Path("model_repository")
+    """Folder holding one sub-folder per model (config.yaml + version folders)."""
+    models: tuple[str, ...] = ()
+    """Serve only these models (empty: every model in the repository)."""
+    host: str = "0.0.0.0"
+    """Interface to listen on."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """HTTP port (0 picks a free one)."""
+    build_missing: bool = True
+    """Build missing default models before serving (``sluice build``); off for your own repository."""
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; larger bodies get 413."""
+    engine_threads: int = Field(default=0, ge=0, le=256)
+    """Intra-op threads per engine instance when a model's config says 0; 0 derives it from the cores."""
+    worker_threads: int = Field(default=0, ge=0, le=256)
+    """Threads for tokenization and engine calls; 0 = 2 x instances + 2."""
+    drain_timeout_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    """On shutdown, how long queued and running requests may take to finish."""
+    log_level: str = "info"
+    """uvicorn and sluice log level."""
+    response_cache_size: int = Field(default=0, ge=0)
+    """Entries in the per-model response cache for repeated inputs; 0 turns it off."""
