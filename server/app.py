@@ -47,6 +47,7 @@ def build_state(settings: Settings) -> ServerState:
         threads=settings.engine_threads or cores,
         only=settings.models,
         drain_timeout_s=settings.drain_timeout_s,
+        response_cache_size=settings.response_cache_size,
     )
     return ServerState(
         settings=settings, metrics=metrics, executor=executor, registry=registry,

@@ -40,6 +40,21 @@ class InferenceService:
     async def _probabilities(
         self, model: ModelVersion, texts: tuple[str, ...], timeout_us: int | None
     ) -> np.ndarray:
+        cache = model.cache
+        if cache is None:
+            return await self._compute(model, texts, timeout_us)
+
+        async def compute(missing: tuple[str, ...]) -> np.ndarray:
+            return await self._compute(model, missing, timeout_us)
+
+        probabilities, hits = await cache.probabilities(texts, compute)
+        model.observer.cache_hits.inc(hits)
+        model.observer.cache_misses.inc(len(texts) - hits)
+        return probabilities
+
+    async def _compute(
+        self, model: ModelVersion, texts: tuple[str, ...], timeout_us: int | None
+    ) -> np.ndarray:
         cost = max(estimate_tokens(t, model.config.max_length) for t in texts)
         result: np.ndarray = await model.batcher.submit(
             texts, items=len(texts), cost=cost, timeout_us=timeout_us

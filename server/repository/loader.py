@@ -10,13 +10,14 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engines.base import Engine, EngineSpec, TensorSpec
 from engines.errors import EngineError
 from engines.registry import load_engine
+from server.cache import ResponseCache
 from server.errors import ConfigError
 from server.inference.tensor import TensorHandler
 from server.inference.text import TextClassificationHandler
@@ -43,7 +44,7 @@ class ModelVersion:
     engines: list[Engine]
     observer: ModelObserver
     load_seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    cache: ResponseCache | None = None
 
     @property
     def is_text(self) -> bool:
@@ -171,6 +172,7 @@ async def load_version(
     metrics: Metrics,
     executor: Executor,
     threads: int,
+    response_cache_size: int = 0,
 ) -> ModelVersion:
     """Build the engines and batcher of one version and start serving it."""
     name = folder.name
@@ -198,4 +200,8 @@ async def load_version(
         name=name, version=version, config=config, path=version_dir, inputs=inputs,
         outputs=outputs, batcher=batcher, engines=engines, observer=observer,
         load_seconds=elapsed,
+        cache=(
+            ResponseCache(response_cache_size)
+            if response_cache_size and config.task == "text-classification" else None
+        ),
     )

@@ -52,6 +52,7 @@ class ModelRegistry:
         threads: int,
         only: Sequence[str] = (),
         drain_timeout_s: float = 30.0,
+        response_cache_size: int = 0,
     ) -> None:
         self.repository = repository
         self._metrics = metrics
@@ -59,6 +60,7 @@ class ModelRegistry:
         self._threads = threads
         self._only = tuple(only)
         self._drain_timeout_s = drain_timeout_s
+        self._response_cache_size = response_cache_size
         self._entries: dict[str, ModelEntry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.startup_complete = False
@@ -135,6 +137,7 @@ class ModelRegistry:
                         load_version(
                             folder, config, v, metrics=self._metrics,
                             executor=self._executor, threads=self._threads,
+                            response_cache_size=self._response_cache_size,
                         )
                         for v in wanted
                     ),
