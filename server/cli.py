@@ -18,10 +18,14 @@ def _csv(value: str) -> tuple[str, ...]:
 
 
 def _default_models_to_build(repository: Path, only: Sequence[str]) -> list[str]:
-    """Default models (of those asked for) whose served artifacts are missing."""
+    """Default models whose served artifacts are missing: those asked for by name, else those
+    whose folder (config.yaml) is in the repository, so a repository of your own is left alone."""
     from pipeline.build import DEFAULT_MODELS, missing_models
 
-    wanted = [n for n in (only or DEFAULT_MODELS) if n in DEFAULT_MODELS]
+    if only:
+        wanted = [n for n in only if n in DEFAULT_MODELS]
+    else:
+        wanted = [n for n in DEFAULT_MODELS if (repository / n / "config.yaml").is_file()]
     return missing_models(repository, wanted) if wanted else []
 
 
