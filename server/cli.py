@@ -11,6 +11,7 @@ from pathlib import Path
 from server.errors import ConfigError
 
 log = logging.getLogger("sluice")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -41,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.no_build:
         overrides["build_missing"] = False
     settings = Settings.model_validate(overrides)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     repo = settings.model_repository
     if not repo.is_dir():
         print(f"sluice: model repository '{repo}' does not exist", file=sys.stderr)
@@ -104,15 +105,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     bad = 0
     print(f"{'model':24} {'task':20} {'backend':12} {'on disk':10} {'serves':8} status")
     for folder in folders:
+        on_disk = available_versions(folder)
+        task = backend = "?"
         try:
             config = read_config(folder)
-            on_disk = available_versions(folder)
-            status, serves = "ok", ",".join(map(str, select_versions(folder, config)))
             task, backend = config.task, config.engine.backend
+            status, serves = "ok", ",".join(map(str, select_versions(folder, config)))
         except ConfigError as e:
             bad += 1
-            status, serves, task, backend = f"ERROR {e}", "-", "?", "?"
-            on_disk = available_versions(folder)
+            status, serves = f"ERROR {e}", "-"
         disk = ",".join(map(str, on_disk)) or "-"
         print(f"{folder.name:24} {task:20} {backend:12} {disk:10} {serves:8} {status}")
     if not folders:
@@ -124,7 +125,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from pipeline.build import build
     from pipeline.errors import BuildError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
         written = build(args.models or None, Path(args.repository), profile=args.profile,
                         force=args.force, progress=True)

@@ -18,8 +18,7 @@ TextPayload = tuple[str, ...]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float32, copy=False)
-    z = z - z.max(axis=1, keepdims=True)
+    z: np.ndarray = logits.astype(np.float32) - logits.max(axis=1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z

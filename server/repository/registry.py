@@ -161,7 +161,7 @@ class ModelRegistry:
                 return entry
             entry.versions = {v.version: v for v in fresh}
             entry.state, entry.reason = "READY", ""
-            for version, old in previous.items():
+            for old in previous.values():
                 await old.stop(self._drain_timeout_s)
             return entry
 
