@@ -214,3 +214,11 @@ def test_metrics_expose_triton_names_and_histograms(server: ServerProcess) -> No
     # the 504 test above (parameters.timeout=1) counts as a rejected request, as in Triton
     assert metric(text, "nv_inference_request_failure_total", "tiny-sentiment",
                   reason="REJECTED") >= 1
+
+
+def test_openapi_documents_examples(server: ServerProcess) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    body = spec["paths"]["/v1/models/{model}/classify"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["example"]["inputs"]
+    infer = spec["paths"]["/v2/models/{model}/infer"]["post"]["requestBody"]
+    assert infer["content"]["application/json"]["example"]["inputs"][0]["datatype"] == "BYTES"
