@@ -1,0 +1,267 @@
+"""Fine-tune the teacher and distil the student, on CPU with torch.
+
+Batches are random (no length sorting) and padded to their own longest text; validation
+macro-F1 is checked a few times per epoch and the best weights are kept (early stopping).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.metrics import macro_f1
+from pipeline.settings import BuildSettings
+from pipeline.split import Split
+
+log = logging.getLogger("sluice.pipeline")
+
+
+@dataclass
+class Encoded:
+    """Token ids of a split (unpadded) and its labels."""
+
+    ids: list[list[int]]
+    targets: list[int]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    best_validation_f1: float
+    steps: int
+    seconds: float
+    stopped_early: bool
+    history: list[tuple[int, float]]
+
+
+def encode(tokenizer: Any, split: Split, max_length: int) -> Encoded:
+    """Tokenize once, truncated to ``max_length``, without padding."""
+    batch = tokenizer(split.texts, truncation=True, max_length=max_length)
+    return Encoded(ids=list(batch["input_ids"]), targets=list(split.targets))
+
+
+def pad(ids: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+    """Pad to the batch's longest text; returns (input_ids, attention_mask) as int64 tensors."""
+    import torch
+
+    longest = max(len(x) for x in ids)
+    input_ids = torch.zeros((len(ids), longest), dtype=torch.int64)
+    mask = torch.zeros((len(ids), longest), dtype=torch.int64)
+    for row, seq in enumerate(ids):
+        input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.int64)
+        mask[row, : len(seq)] = 1
+    return input_ids, mask
+
+
+def _batches(n: int, size: int, rng: random.Random) -> Iterator[list[int]]:
+    order = list(range(n))
+    rng.shuffle(order)
+    for start in range(0, n, size):
+        yield order[start : start + size]
+
+
+def predict_logits(model: Any, data: Encoded, batch_size: int = 64) -> np.ndarray:
+    """Logits for every example, computed in length-sorted batches (order restored)."""
+    import torch
+
+    model.eval()
+    order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
+    out = np.zeros((len(order), model.config.num_labels), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            input_ids, mask = pad([data.ids[i] for i in idx])
+            logits = model(input_ids=input_ids, attention_mask=mask).logits
+            out[idx] = logits.float().numpy()
+    return out
+
+
+def _train(
+    model: Any,
+    train: Encoded,
+    validation: Encoded,
+    *,
+    lr: float,
+    epochs: int,
+    settings: BuildSettings,
+    loss_fn: Callable[[Any, list[int]], Any],
+    desc: str,
+    progress: bool,
+) -> TrainResult:
+    import torch
+    from tqdm import tqdm
+
+    rng = random.Random(settings.seed)
+    torch.manual_seed(settings.seed)
+    steps_per_epoch = math.ceil(len(train.ids) / settings.batch_size)
+    total = steps_per_epoch * epochs
+    eval_every = max(1, math.ceil(steps_per_epoch / settings.evals_per_epoch))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warmup = max(1, int(total * settings.warmup_fraction))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    best_f1, best_state, since_best, step = -1.0, None, 0, 0
+    history: list[tuple[int, float]] = []
+    stopped = False
+    started = time.perf_counter()
+    bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, leave=False)
+    try:
+        for _epoch in range(epochs):
+            for idx in _batches(len(train.ids), settings.batch_size, rng):
+                model.train()
+                loss = loss_fn(model, idx)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", best_f1=f"{max(best_f1, 0):.3f}")
+                if step % eval_every == 0 or step == total:
+                    preds = predict_logits(model, validation).argmax(axis=1)
+                    f1 = macro_f1(validation.targets, preds.tolist(), model.config.num_labels)
+                    history.append((step, f1))
+                    log.info("%s step %d/%d: validation macro-F1 %.4f", desc, step, total, f1)
+                    if f1 > best_f1:
+                        best_f1, since_best = f1, 0
+                        best_state = copy.deepcopy(model.state_dict())
+                    else:
+                        since_best += 1
+                        if since_best >= settings.patience:
+                            stopped = True
+                            break
+            if stopped:
+                break
+    finally:
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return TrainResult(best_f1, step, time.perf_counter() - started, stopped, history)
+
+
+def fine_tune_teacher(
+    base_dir: Path,
+    labels: Sequence[str],
+    tokenizer: Any,
+    train: Encoded,
+    validation: Encoded,
+    settings: BuildSettings,
+    out_dir: Path,
+    *,
+    progress: bool,
+) -> TrainResult:
+    """Pretrained encoder + new classification head, fine-tuned in fp32 with AdamW."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(settings.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_dir,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        local_files_only=True,
+        attn_implementation="eager",
+    )
+    targets = torch.tensor(train.targets, dtype=torch.int64)
+
+    def loss_fn(m: Any, idx: list[int]) -> Any:
+        input_ids, mask = pad([train.ids[i] for i in idx])
+        return F.cross_entropy(m(input_ids=input_ids, attention_mask=mask).logits, targets[idx])
+
+    result = _train(
+        model,
+        train,
+        validation,
+        lr=settings.teacher_lr,
+        epochs=settings.teacher_epochs,
+        settings=settings,
+        loss_fn=loss_fn,
+        desc="fine-tune teacher",
+        progress=progress,
+    )
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return result
+
+
+def make_student(teacher: Any, layers: Sequence[int]) -> Any:
+    """A shallower copy of the teacher: its embeddings, the chosen layers, its head."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = len(layers)
+    student = AutoModelForSequenceClassification.from_config(  # type: ignore[no-untyped-call]
+        config, attn_implementation="eager"
+    )
+    state = teacher.state_dict()
+    mapped = {}
+    for key, value in state.items():
+        if ".encoder.layer." in key:
+            prefix, rest = key.split(".encoder.layer.", 1)
+            index, tail = rest.split(".", 1)
+            if int(index) not in layers:
+                continue
+            key = f"{prefix}.encoder.layer.{list(layers).index(int(index))}.{tail}"
+        mapped[key] = value
+    student.load_state_dict(mapped, strict=True)
+    return student
+
+
+def distil_student(
+    teacher_dir: Path,
+    tokenizer: Any,
+    train: Encoded,
+    validation: Encoded,
+    settings: BuildSettings,
+    out_dir: Path,
+    *,
+    progress: bool,
+) -> TrainResult:
+    """Train a student on the teacher's soft labels (temperature T) plus the true labels."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForSequenceClassification
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(
+        teacher_dir, local_files_only=True, attn_implementation="eager"
+    )
+    soft = torch.from_numpy(predict_logits(teacher, train))
+    student = make_student(teacher, settings.student_layers)
+    del teacher
+    targets = torch.tensor(train.targets, dtype=torch.int64)
+    t, alpha = settings.distil_temperature, settings.distil_alpha
+
+    def loss_fn(m: Any, idx: list[int]) -> Any:
+        input_ids, mask = pad([train.ids[i] for i in idx])
+        logits = m(input_ids=input_ids, attention_mask=mask).logits
+        kd = F.kl_div(
+            F.log_softmax(logits / t, dim=-1), F.softmax(soft[idx] / t, dim=-1), reduction="batchmean"
+        ) * (t * t)
+        return alpha * kd + (1 - alpha) * F.cross_entropy(logits, targets[idx])
+
+    result = _train(
+        student,
+        train,
+        validation,
+        lr=settings.student_lr,
+        epochs=settings.student_epochs,
+        settings=settings,
+        loss_fn=loss_fn,
+        desc="distil student",
+        progress=progress,
+    )
+    student.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return result
