@@ -1,0 +1,76 @@
+"""A fake engine for scheduler tests: deterministic outputs, a record of every batch, a gate.
+
+Row ``i`` of ``logits`` is ``[sum of row i's real token ids, row i's real token count,
+row i's first token id]`` (cut or zero-padded to ``num_labels`` columns), so a test can tell
+whether each request got its own row back. Nothing here sleeps: a test that wants a batch in
+flight sets ``gate`` and waits on ``entered``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engines.base import TensorSpec
+
+
+def fake_logits(inputs: Mapping[str, np.ndarray], num_labels: int = 3) -> np.ndarray:
+    """The logits :class:`FakeEngine` returns for ``inputs`` (``input_ids`` [+ mask])."""
+    ids = np.asarray(inputs["input_ids"], dtype=np.int64)
+    mask = np.asarray(inputs.get("attention_mask", np.ones_like(ids)), dtype=np.int64)
+    rows = ids.shape[0]
+    first = ids[:, 0] if ids.shape[1] else np.zeros(rows, dtype=np.int64)
+    features = np.stack([(ids * mask).sum(axis=1), mask.sum(axis=1), first], axis=1)
+    out = np.zeros((rows, num_labels), dtype=np.float32)
+    width = min(num_labels, features.shape[1])
+    out[:, :width] = features[:, :width]
+    return out
+
+
+@dataclass
+class FakeEngine:
+    """Implements :class:`engines.base.Engine` without a model."""
+
+    num_labels: int = 3
+    gate: threading.Event | None = None
+    """When set, ``run`` blocks until the event is set."""
+    fail_with: Exception | None = None
+    """When set, ``run`` raises it (after the gate)."""
+    wrong_count: bool = False
+    """When true, ``run`` returns one row fewer than it was given."""
+    input_names: tuple[str, ...] = ("input_ids", "attention_mask")
+    batches: list[dict[str, tuple[int, ...]]] = field(default_factory=list)
+    """Input shapes of every ``run`` call, recorded on entry (before the gate)."""
+    entered: threading.Event = field(default_factory=threading.Event)
+    """Set whenever ``run`` is entered; a test may clear it between batches."""
+    warmups: int = 0
+    closed: bool = False
+
+    @property
+    def inputs(self) -> Sequence[TensorSpec]:
+        return tuple(TensorSpec(n, "INT64", (-1, -1)) for n in self.input_names)
+
+    @property
+    def outputs(self) -> Sequence[TensorSpec]:
+        return (TensorSpec("logits", "FP32", (-1, self.num_labels)),)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.batches.append({name: tuple(np.shape(a)) for name, a in inputs.items()})
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        logits = fake_logits(inputs, self.num_labels)
+        if self.wrong_count:
+            logits = logits[:-1]
+        return {"logits": logits}
+
+    def warmup(self) -> None:
+        self.warmups += 1
+
+    def close(self) -> None:
+        self.closed = True
