@@ -1,0 +1,163 @@
+"""The benchmark's outputs: the table, the targets verdict, the plot and the RESULTS section."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtests.stats import RunResult
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    name: str
+    value: float | None
+    limit: str
+    passed: bool | None  # None: not measured in this run
+
+    def to_json(self) -> dict[str, Any]:
+        value = self.value if self.value is not None and math.isfinite(self.value) else None
+        return {"name": self.name, "value": value, "limit": self.limit, "passed": self.passed}
+
+
+def _fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}f}{suffix}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100.0 * value:.0f}%"
+
+
+TABLE_HEADER = (
+    "| target | shape | load | texts/s | req/s | p50 ms | p90 ms | p99 ms | errors "
+    "| batch | pad waste | gen CPU | srv CPU |"
+)
+
+
+def table_rows(results: Sequence[RunResult], cores: int) -> list[str]:
+    rows = [TABLE_HEADER, "|" + " --- |" * 13]
+    for r in results:
+        if r.mode == "closed":
+            load = f"c={r.concurrency}"
+        elif r.mode == "open":
+            load = f"{_fmt(r.offered_rate, 0)} req/s open"
+        else:
+            load = r.extra.get("load", "offline")
+        gen = None if r.generator_cpu is None else r.generator_cpu / cores
+        srv = None if r.server_cpu is None else r.server_cpu / cores
+        rows.append(
+            f"| {r.target} | {r.shape} | {load} | {_fmt(r.texts_per_s)} | "
+            f"{_fmt(r.requests_per_s)} | {_fmt(r.latency.p50_ms, 2)} | {_fmt(r.latency.p90_ms, 2)} | "
+            f"{_fmt(r.latency.p99_ms, 2)} | {r.errors} | {_fmt(r.mean_batch_size)} | "
+            f"{_pct(r.padding_waste)} | {_pct(gen)} | {_pct(srv)} |"
+        )
+    return rows
+
+
+def targets_rows(checks: Sequence[TargetCheck]) -> list[str]:
+    rows = ["| target | measured | limit | verdict |", "| --- | --- | --- | --- |"]
+    for c in checks:
+        verdict = "not measured" if c.passed is None else ("pass" if c.passed else "MISS")
+        rows.append(f"| {c.name} | {_fmt(c.value, 3)} | {c.limit} | {verdict} |")
+    return rows
+
+
+def machine_line() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{model}, {os.cpu_count()} logical cores, Linux {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True, cwd=cwd).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, cwd=cwd).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + (" (with uncommitted changes)" if dirty else "")
+
+
+def results_section(
+    results: Sequence[RunResult], checks: Sequence[TargetCheck], meta: dict[str, Any], cores: int
+) -> str:
+    """A Markdown section to paste into ``loadtests/RESULTS.md``."""
+    lines = [
+        f"## {meta['date']}",
+        "",
+        f"- Machine: {meta['machine']}",
+        f"- Commit: {meta['commit']}",
+        f"- Model: {meta['model']} (version {meta.get('model_version', '?')}), "
+        f"{meta['threads']} intra-op threads for every target",
+        f"- Command: `{meta['command']}`",
+        f"- Pinning: {meta['pinning']}",
+        f"- Protocol: {meta['protocol']}; {meta['duration_s']} s per point after "
+        f"{meta['warmup_s']} s warm-up",
+        "",
+        *table_rows(results, cores),
+        "",
+        "CPU columns are shares of the whole machine (all cores). `gen CPU` is the load "
+        "generator itself, which competes with the server for the same cores.",
+        "",
+        *targets_rows(checks),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(results: Sequence[RunResult], path: Path, title: str) -> Path | None:
+    """Throughput and p99 against concurrency, one line per target and shape."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (ax_tp, ax_p99) = plt.subplots(1, 2, figsize=(12, 4.5))
+    styles = {"chat": "-", "batch": "--"}
+    colors = {"sluice": "tab:blue", "naive": "tab:orange", "ceiling": "tab:green"}
+    series: dict[tuple[str, str], list[RunResult]] = {}
+    for r in results:
+        if r.mode == "closed":
+            series.setdefault((r.target, r.shape), []).append(r)
+    for (target, shape), runs in sorted(series.items()):
+        runs = sorted(runs, key=lambda r: r.concurrency)
+        xs = [r.concurrency for r in runs]
+        style = dict(linestyle=styles.get(shape, "-"), color=colors.get(target), marker="o")
+        ax_tp.plot(xs, [r.texts_per_s for r in runs], label=f"{target} {shape}", **style)
+        ax_p99.plot(xs, [r.latency.p99_ms for r in runs], label=f"{target} {shape}", **style)
+    for r in results:
+        if r.target == "ceiling" and r.mode == "offline":
+            ax_tp.axhline(r.texts_per_s, color=colors["ceiling"],
+                          linestyle=":" if "sorted" in r.shape else "-.",
+                          label=f"ceiling ({r.shape})")
+    for ax, label in ((ax_tp, "texts/s"), (ax_p99, "p99 latency (ms)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrency (requests in flight)")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_p99.set_yscale("log")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
