@@ -109,6 +109,8 @@ def results_section(
         f"- Pinning: {meta['pinning']}",
         f"- Protocol: {meta['protocol']}; {meta['duration_s']} s per point after "
         f"{meta['warmup_s']} s warm-up",
+        *[f"- FAILED target {name}: {why.splitlines()[0] if why else ''}"
+          for name, why in meta.get("failures", {}).items()],
         "",
         *table_rows(results, cores),
         "",
