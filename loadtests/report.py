@@ -150,8 +150,11 @@ def plot(results: Sequence[RunResult], path: Path, title: str) -> Path | None:
             ax_tp.axhline(r.texts_per_s, color=colors["ceiling"],
                           linestyle=":" if "sorted" in r.shape else "-.",
                           label=f"ceiling ({r.shape})")
+    ticks = sorted({r.concurrency for r in results if r.mode == "closed"})
     for ax, label in ((ax_tp, "texts/s"), (ax_p99, "p99 latency (ms)")):
         ax.set_xscale("log", base=2)
+        if ticks:
+            ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.set_xlabel("concurrency (requests in flight)")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)

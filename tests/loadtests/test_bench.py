@@ -51,9 +51,11 @@ def test_quick_bench_ceiling_and_naive(tiny_repository: Path, tmp_path: Path) ->
 
 @pytest.mark.e2e
 @pytest.mark.skipif(not SLUICE_SERVE_READY, reason="enable when sluice serve is ready")
-def test_quick_bench_all_three_targets(tiny_repository: Path, tmp_path: Path) -> None:
-    code, report = _bench(tiny_repository, tmp_path, "ceiling,naive,sluice")
+def test_quick_bench_sluice(tiny_repository: Path, tmp_path: Path) -> None:
+    code, report = _bench(tiny_repository, tmp_path, "sluice")
     assert code == 0, report["meta"]["failures"]
     sluice = [r for r in report["results"] if r["target"] == "sluice"]
-    assert sluice and all(r["errors"] == 0 for r in sluice)
-    assert all(r["mean_batch_size"] is not None for r in sluice)
+    assert sluice and all(r["texts"] > 0 for r in sluice)
+    # The tiny model's queue holds 64 texts, so batch-shaped load may meet 429 (by design).
+    assert all(set(r["error_kinds"]) <= {"http 429"} for r in sluice)
+    assert all(r["mean_batch_size"] is not None and r["server_cpu"] is not None for r in sluice)
