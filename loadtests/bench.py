@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ready-timeout", type=float, default=180.0)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--check", action="store_true",
+                   help="exit 2 when a measured target is missed (for CI)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run for the test suite: concurrency 1,8, 1 s points")
     return p
@@ -205,8 +207,8 @@ async def sweep(plan: Plan, target: str, url: str, pid: int | None) -> list[RunR
 def _progress(r: RunResult) -> None:
     load = f"c={r.concurrency}" if r.mode == "closed" else f"{r.offered_rate:.0f} req/s open"
     print(f"  {r.target:7} {r.shape:5} {load:>16}: {r.texts_per_s:8.1f} texts/s  "
-          f"p50 {r.latency.p50_ms:7.2f} ms  p99 {r.latency.p99_ms:7.2f} ms  errors {r.errors}",
-          file=sys.stderr, flush=True)
+          f"p50 {r.latency.p50_ms:7.2f} ms  p99 {r.latency.p99_ms:7.2f} ms  errors {r.errors}"
+          + (f" {r.error_kinds}" if r.errors else ""), file=sys.stderr, flush=True)
 
 
 def run_server_target(plan: Plan, target: str) -> list[RunResult]:
@@ -283,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
             written.append(png)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
-    return 1 if failures else 0
+    if failures:
+        return 1
+    if args.check and any(c.passed is False for c in checks):
+        return 2
+    return 0
 
 
 __all__ = ["build_parser", "main", "table_rows"]

@@ -116,11 +116,22 @@ def results_section(
         "",
         "CPU columns are shares of the whole machine (all cores). `gen CPU` is the load "
         "generator itself, which competes with the server for the same cores.",
+        *_error_lines(results),
         "",
         *targets_rows(checks),
         "",
     ]
     return "\n".join(lines)
+
+
+def _error_lines(results: Sequence[RunResult]) -> list[str]:
+    lines = []
+    for r in results:
+        if r.error_kinds:
+            load = f"c={r.concurrency}" if r.mode == "closed" else f"{_fmt(r.offered_rate, 0)} req/s"
+            kinds = ", ".join(f"{k} x{n}" for k, n in sorted(r.error_kinds.items()))
+            lines.append(f"- Errors, {r.target} {r.shape} {load}: {kinds}")
+    return ["", *lines] if lines else []
 
 
 def plot(results: Sequence[RunResult], path: Path, title: str) -> Path | None:
