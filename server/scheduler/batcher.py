@@ -1,0 +1,522 @@
+"""The dynamic micro-batcher of one model version.
+
+Flow, all on the event loop except the two worker-thread calls::
+
+    submit -> queue -> former -> [prepare in a thread] -> free instance -> [execute in a thread]
+                                                                         -> futures resolved
+
+- The former is one task woken by an event (a new request, a finished batch, the delay timer,
+  stop); it never polls. It forms batches while fewer than ``instance_count + 1`` are out of the
+  queue, so one batch is prepared (tokenized) while the instances execute, and everything else
+  stays queued where it can still be grouped, time out or be cancelled. Which requests go and
+  when is decided by :mod:`server.scheduler.forming`.
+- Deadlines are timers: a request whose deadline passes before its batch starts computing is
+  answered ``DeadlineExceeded`` at once, and is filtered out of its batch (which is prepared
+  again without it) if it was already taken from the queue.
+- Every accepted request is answered exactly once, through ``_succeed`` / ``_fail``, which do
+  nothing for a request already answered; a failing batch fails only its own requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from itertools import islice
+from typing import Generic, Literal, TypeVar
+
+from server.errors import (
+    DeadlineExceeded,
+    InferenceFailed,
+    InvalidInput,
+    ModelNotReady,
+    PayloadTooLarge,
+    QueueFull,
+    SluiceError,
+)
+from server.scheduler.clock import Clock, MonotonicClock, TimerHandle
+from server.scheduler.forming import may_be_ready, ready_to_go, select, window_size
+from server.scheduler.handler import BatchHandler, PreparedBatch
+from server.scheduler.observer import BatchObserver, NullObserver
+from server.scheduler.policy import BatchPolicy
+
+__all__ = ["BatchHandler", "BatchObserver", "Batcher", "NullObserver", "PreparedBatch"]
+
+logger = logging.getLogger(__name__)
+
+P = TypeVar("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_THROUGHPUT_SMOOTHING = 0.2
+_RETRY_AFTER_BOUNDS_S = (0.01, 60.0)
+
+
+class _Request(Generic[P, R]):
+    __slots__ = (
+        "computing",
+        "cost",
+        "deadline",
+        "dequeued_at",
+        "enqueued_at",
+        "finished",
+        "future",
+        "items",
+        "payload",
+        "queued",
+        "seq",
+        "timeout_us",
+        "timer",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        payload: P,
+        items: int,
+        cost: int,
+        future: asyncio.Future[R],
+        enqueued_at: float,
+        timeout_us: int,
+    ) -> None:
+        self.seq = seq
+        self.payload = payload
+        self.items = items
+        self.cost = cost
+        self.future = future
+        self.enqueued_at = enqueued_at
+        self.timeout_us = timeout_us
+        self.deadline = enqueued_at + timeout_us / 1_000_000 if timeout_us > 0 else None
+        self.timer: TimerHandle | None = None
+        self.dequeued_at: float | None = None
+        self.queued = True
+        self.computing = False
+        self.finished = False
+
+
+_State = Literal["new", "running", "stopping", "stopped"]
+
+
+class Batcher(Generic[P, R]):
+    """Queues requests for one model version and runs them in batches on its instances."""
+
+    def __init__(
+        self,
+        handler: BatchHandler[P, R],
+        policy: BatchPolicy,
+        *,
+        name: str = "",
+        clock: Clock | None = None,
+        observer: BatchObserver | None = None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> None:
+        self._handler = handler
+        self._policy = policy
+        self._name = name or "model"
+        self._clock: Clock = clock or MonotonicClock()
+        self._observer: BatchObserver = observer or NullObserver()
+        self._executor = executor
+        self._owns_executor = executor is None
+        self._state: _State = "new"
+        self._queue: dict[int, _Request[P, R]] = {}  # insertion order: oldest first
+        self._live: dict[int, _Request[P, R]] = {}  # accepted and not yet answered
+        self._seq = itertools.count()
+        self._pending_items = 0
+        self._cost_ceiling = 0  # >= every queued cost; reset when the queue empties
+        self._in_flight = 0  # batches out of the queue and not finished
+        self._batch_tasks: set[asyncio.Task[None]] = set()
+        self._instances: asyncio.Queue[int] = asyncio.Queue()
+        for instance in range(policy.instance_count):
+            self._instances.put_nowait(instance)
+        self._wakeup = asyncio.Event()  # the former has something to look at
+        self._changed = asyncio.Event()  # a request was answered or a batch finished
+        self._stopped = asyncio.Event()
+        self._former: asyncio.Task[None] | None = None
+        self._delay_timer: TimerHandle | None = None
+        self._delay_deadline: float | None = None
+        self._items_per_s: float | None = None  # one instance's smoothed throughput
+
+    # -- public surface ------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def policy(self) -> BatchPolicy:
+        return self._policy
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`: requests are accepted."""
+        return self._state == "running"
+
+    @property
+    def pending_items(self) -> int:
+        """Items waiting in the queue (not yet in a batch)."""
+        return self._pending_items
+
+    @property
+    def pending_requests(self) -> int:
+        """Requests waiting in the queue (not yet in a batch)."""
+        return len(self._queue)
+
+    @property
+    def batches_in_flight(self) -> int:
+        """Batches taken from the queue and not finished (preparing, waiting or executing)."""
+        return self._in_flight
+
+    async def start(self) -> None:
+        """Start forming batches. Idempotent while running; a stopped batcher cannot restart."""
+        if self._state == "running":
+            return
+        if self._state != "new":
+            raise ModelNotReady(f"model '{self._name}': its scheduler was stopped")
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self._policy.max_batches_in_flight,
+                thread_name_prefix=f"sluice-{self._name}",
+            )
+        self._former = asyncio.create_task(self._form_loop(), name=f"batcher-{self._name}")
+        self._former.add_done_callback(self._on_former_done)
+        self._state = "running"
+
+    def submit_nowait(
+        self, payload: P, *, items: int = 1, cost: int = 1, timeout_us: int | None = None
+    ) -> asyncio.Future[R]:
+        """Queue a request and return the future of its result (see :meth:`submit`).
+
+        Refusals (``QueueFull``, ``ModelNotReady``, ``InvalidInput``) are raised here, at once.
+        Cancelling the returned future drops the request like a cancelled :meth:`submit`.
+        """
+        policy = self._policy
+        if items < 1:
+            raise InvalidInput(f"items must be at least 1, got {items}")
+        if cost < 0:
+            raise InvalidInput(f"cost must be at least 0, got {cost}")
+        if timeout_us is not None and timeout_us < 0:
+            raise InvalidInput(f"timeout must be at least 0 microseconds, got {timeout_us}")
+        if self._state != "running":
+            self._observer.request_finished("rejected", items, 0.0, 0.0)
+            raise ModelNotReady(f"model '{self._name}' is not serving (scheduler {self._state})")
+        if items > policy.max_queue_size:
+            raise PayloadTooLarge(
+                f"a request of {items} items can never fit the queue of model '{self._name}' "
+                f"(max_queue_size {policy.max_queue_size})"
+            )
+        if self._pending_items + items > policy.max_queue_size:
+            self._observer.request_finished("rejected", items, 0.0, 0.0)
+            raise QueueFull(
+                f"model '{self._name}': queue full ({self._pending_items} of "
+                f"{policy.max_queue_size} items waiting)",
+                retry_after_s=self._retry_after_s(),
+            )
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        timeout = policy.default_timeout_us if timeout_us is None else timeout_us
+        request = _Request(next(self._seq), payload, items, cost, future, self._clock.now(), timeout)
+        self._queue[request.seq] = request
+        self._live[request.seq] = request
+        self._pending_items += items
+        self._cost_ceiling = max(self._cost_ceiling, cost)
+        self._observer.request_queued(items)
+        if request.deadline is not None:
+            request.timer = self._clock.call_at(request.deadline, functools.partial(self._expire, request))
+        future.add_done_callback(functools.partial(self._on_future_done, request))
+        self._wakeup.set()
+        return future
+
+    async def submit(self, payload: P, *, items: int = 1, cost: int = 1, timeout_us: int | None = None) -> R:
+        """Queue one request and wait for its result.
+
+        ``items``: texts or rows it carries (a request of 16 texts counts 16; a request larger
+        than ``max_batch_size`` runs as a batch of its own, never split). ``cost``: its longest
+        item's token length estimate. ``timeout_us``: deadline from now; ``None`` takes the
+        policy's default, 0 means none.
+
+        Raises ``QueueFull`` (with ``retry_after_s``), ``ModelNotReady`` (not running),
+        ``DeadlineExceeded`` (at the deadline, if the request has not started computing),
+        ``InferenceFailed`` (its batch failed). Cancelling the awaiting task drops the request
+        before compute.
+        """
+        return await self.submit_nowait(payload, items=items, cost=cost, timeout_us=timeout_us)
+
+    async def stop(self, drain_timeout_s: float = 30.0) -> None:
+        """Refuse new requests, run what is queued and running, then fail what is left.
+
+        Queued requests are flushed into batches without waiting for the delay. After
+        ``drain_timeout_s`` every request still unanswered gets ``ModelNotReady``; a batch still
+        computing in its thread is then left to finish in the background, unanswered by it.
+        """
+        if self._state == "stopping":
+            await self._stopped.wait()
+            return
+        if self._state != "running":
+            self._state = "stopped"
+            self._stopped.set()
+            return
+        self._state = "stopping"
+        self._wakeup.set()
+        timed_out = False
+
+        def on_timeout() -> None:
+            nonlocal timed_out
+            timed_out = True
+            self._changed.set()
+
+        timer = self._clock.call_at(self._clock.now() + drain_timeout_s, on_timeout)
+        try:
+            while (self._live or self._in_flight) and not timed_out:
+                self._changed.clear()
+                await self._changed.wait()
+        finally:
+            timer.cancel()
+            self._shut_down(ModelNotReady(f"model '{self._name}' stopped before the request could run"))
+
+    # -- forming batches -----------------------------------------------------------------------
+
+    async def _form_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            self._form_batches()
+
+    def _form_batches(self) -> None:
+        policy = self._policy
+        while self._queue and self._in_flight < policy.max_batches_in_flight:
+            now = self._clock.now()
+            oldest = next(iter(self._queue.values()))
+            delay_due = oldest.enqueued_at + policy.max_queue_delay_s
+            idle = self._in_flight < policy.instance_count
+            flushing = self._state == "stopping"
+            delay_elapsed = now >= delay_due
+            batch = None
+            go_anyway = flushing or (idle and delay_elapsed)
+            if may_be_ready(self._pending_items, self._cost_ceiling, policy, go_anyway=go_anyway):
+                window = list(islice(self._queue.values(), window_size(policy)))
+                selection = select(window, policy, more_beyond=len(self._queue) > len(window))
+                batch = ready_to_go(
+                    selection, delay_elapsed=delay_elapsed, instance_idle=idle, flushing=flushing
+                )
+            if batch is None:
+                if idle:
+                    self._arm_delay_timer(delay_due)
+                else:  # a finished batch will wake the former
+                    self._disarm_delay_timer()
+                return
+            self._dispatch(batch, now)
+        self._disarm_delay_timer()
+
+    def _dispatch(self, batch: list[_Request[P, R]], now: float) -> None:
+        taken = []
+        for request in batch:
+            if request.deadline is not None and now >= request.deadline:
+                self._fail(request, "timeout", self._deadline_error(request))
+            else:
+                self._dequeue(request, now)
+                taken.append(request)
+        if not taken:
+            return
+        self._in_flight += 1
+        task = asyncio.create_task(self._run_batch(taken))
+        self._batch_tasks.add(task)
+        task.add_done_callback(self._batch_tasks.discard)
+
+    def _arm_delay_timer(self, deadline: float) -> None:
+        if self._delay_timer is not None and self._delay_deadline == deadline:
+            return
+        self._disarm_delay_timer()
+        self._delay_deadline = deadline
+        self._delay_timer = self._clock.call_at(deadline, self._on_delay_timer)
+
+    def _disarm_delay_timer(self) -> None:
+        if self._delay_timer is not None:
+            self._delay_timer.cancel()
+        self._delay_timer = None
+        self._delay_deadline = None
+
+    def _on_delay_timer(self) -> None:
+        self._delay_timer = None
+        self._delay_deadline = None
+        self._wakeup.set()
+
+    # -- running batches -----------------------------------------------------------------------
+
+    async def _run_batch(self, batch: list[_Request[P, R]]) -> None:
+        requests = batch
+        instance: int | None = None
+        try:
+            prepared, prepare_s = await self._in_thread(self._prepare_call(requests))
+            instance = await self._instances.get()
+            # Requests may have expired or been cancelled while the batch was prepared or
+            # waited for an instance: they must not be computed, so prepare the rest again.
+            while True:
+                self._drop_dead(requests)
+                alive = [r for r in requests if not r.finished]
+                if not alive:
+                    return
+                if len(alive) == len(requests):
+                    break
+                requests = alive
+                prepared, again_s = await self._in_thread(self._prepare_call(requests))
+                prepare_s += again_s
+            for request in requests:
+                request.computing = True
+                if request.timer is not None:
+                    request.timer.cancel()
+                    request.timer = None
+            results, compute_s = await self._in_thread(
+                functools.partial(self._handler.execute, prepared, instance)
+            )
+            self._instances.put_nowait(instance)
+            instance = None
+            if len(results) != len(requests):
+                raise InferenceFailed(
+                    f"the engine returned {len(results)} results for {len(requests)} requests"
+                )
+            items = sum(r.items for r in requests)
+            self._record_throughput(items, compute_s)
+            self._observer.batch_executed(
+                len(requests),
+                items,
+                prepared.real_tokens,
+                prepared.padded_tokens,
+                prepare_s,
+                compute_s,
+            )
+            for request, result in zip(requests, results, strict=True):
+                self._succeed(request, result)
+        except Exception as error:
+            logger.warning("model %s: a batch of %d requests failed", self._name, len(batch), exc_info=True)
+            message = str(error) if isinstance(error, SluiceError) else (f"{type(error).__name__}: {error}")
+            for request in batch:
+                self._fail(
+                    request,
+                    "failed",
+                    InferenceFailed(f"model '{self._name}': inference failed: {message}"),
+                )
+        finally:
+            if instance is not None:
+                self._instances.put_nowait(instance)
+            self._in_flight -= 1
+            self._wakeup.set()
+            self._changed.set()
+
+    def _prepare_call(self, requests: list[_Request[P, R]]) -> Callable[[], PreparedBatch]:
+        return functools.partial(self._handler.prepare, [r.payload for r in requests])
+
+    async def _in_thread(self, call: Callable[[], T]) -> tuple[T, float]:
+        """Run ``call`` in a worker thread; return its result and its duration there."""
+
+        def timed() -> tuple[T, float]:
+            started = time.perf_counter()
+            result = call()
+            return result, time.perf_counter() - started
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, timed)
+
+    def _drop_dead(self, requests: list[_Request[P, R]]) -> None:
+        """Answer the requests that expired or were cancelled (callback not yet run)."""
+        now = self._clock.now()
+        for request in requests:
+            if request.future.cancelled():
+                self._fail(request, "cancelled", asyncio.CancelledError())
+            elif request.deadline is not None and now >= request.deadline:
+                self._fail(request, "timeout", self._deadline_error(request))
+
+    def _record_throughput(self, items: int, compute_s: float) -> None:
+        if compute_s <= 0:
+            return
+        rate = items / compute_s
+        previous = self._items_per_s
+        self._items_per_s = (
+            rate if previous is None else (previous + _THROUGHPUT_SMOOTHING * (rate - previous))
+        )
+
+    def _retry_after_s(self) -> float:
+        """How long the queue would take to drain at the measured throughput."""
+        if not self._items_per_s:
+            return 1.0
+        low, high = _RETRY_AFTER_BOUNDS_S
+        drain_s = self._pending_items / (self._items_per_s * self._policy.instance_count)
+        return min(high, max(low, drain_s))
+
+    # -- answering requests --------------------------------------------------------------------
+
+    def _succeed(self, request: _Request[P, R], result: R) -> None:
+        if self._close(request):
+            if not request.future.done():
+                request.future.set_result(result)
+            self._report(request, "success")
+
+    def _fail(self, request: _Request[P, R], outcome: str, error: BaseException) -> None:
+        if self._close(request):
+            if not request.future.done():
+                request.future.set_exception(error)
+            self._report(request, outcome)
+
+    def _close(self, request: _Request[P, R]) -> bool:
+        """Take ``request`` out of every structure; False if it was already answered."""
+        if request.finished:
+            return False
+        request.finished = True
+        if request.timer is not None:
+            request.timer.cancel()
+            request.timer = None
+        if request.queued:
+            self._dequeue(request, self._clock.now())
+        del self._live[request.seq]
+        self._changed.set()
+        return True
+
+    def _report(self, request: _Request[P, R], outcome: str) -> None:
+        now = self._clock.now()
+        left_queue = request.dequeued_at if request.dequeued_at is not None else now
+        self._observer.request_finished(
+            outcome, request.items, left_queue - request.enqueued_at, now - request.enqueued_at
+        )
+
+    def _dequeue(self, request: _Request[P, R], now: float) -> None:
+        del self._queue[request.seq]
+        request.queued = False
+        request.dequeued_at = now
+        self._pending_items -= request.items
+        if not self._queue:
+            self._cost_ceiling = 0
+        self._observer.request_dequeued(request.items)
+
+    def _expire(self, request: _Request[P, R]) -> None:
+        if not request.computing:
+            self._fail(request, "timeout", self._deadline_error(request))
+
+    def _deadline_error(self, request: _Request[P, R]) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"model '{self._name}': the request's deadline ({request.timeout_us} us) passed "
+            "before it could run"
+        )
+
+    def _on_future_done(self, request: _Request[P, R], future: asyncio.Future[R]) -> None:
+        if future.cancelled():
+            self._fail(request, "cancelled", asyncio.CancelledError())
+
+    # -- shutting down -------------------------------------------------------------------------
+
+    def _shut_down(self, error: SluiceError) -> None:
+        self._state = "stopped"
+        self._disarm_delay_timer()
+        for request in list(self._live.values()):
+            self._fail(request, "failed", error)
+        if self._former is not None:
+            self._former.cancel()
+        if self._owns_executor and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._stopped.set()
+
+    def _on_former_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("model %s: the batch former crashed", self._name, exc_info=task.exception())
+        self._shut_down(InferenceFailed(f"model '{self._name}': the scheduler failed"))
