@@ -56,6 +56,12 @@ class ModelVersion:
         try:
             await self.batcher.stop(drain_timeout_s=drain_timeout_s)
         finally:
+            if self.batcher.batches_in_flight:
+                # a batch outlived the drain timeout and still runs in a worker thread: closing
+                # its engine under it could crash the process; garbage collection frees it later
+                log.warning("%s v%s: engine left open, a batch is still computing",
+                            self.name, self.version)
+                return
             for engine in self.engines:
                 try:
                     engine.close()
