@@ -53,20 +53,18 @@ class ModelVersion:
     async def stop(self, drain_timeout_s: float) -> None:
         """Drain the queue, then free the engines."""
         self.observer.ready.set(0)
-        try:
-            await self.batcher.stop(drain_timeout_s=drain_timeout_s)
-        finally:
-            if self.batcher.batches_in_flight:
-                # a batch outlived the drain timeout and still runs in a worker thread: closing
-                # its engine under it could crash the process; garbage collection frees it later
-                log.warning("%s v%s: engine left open, a batch is still computing",
-                            self.name, self.version)
-                return
-            for engine in self.engines:
-                try:
-                    engine.close()
-                except Exception:  # a failing close must not keep the others alive
-                    log.exception("closing %s v%s failed", self.name, self.version)
+        await self.batcher.stop(drain_timeout_s=drain_timeout_s)
+        if self.batcher.batches_in_flight:
+            # a batch outlived the drain timeout and still runs in a worker thread: closing
+            # its engine under it could crash the process; garbage collection frees it later
+            log.warning("%s v%s: engine left open, a batch is still computing",
+                        self.name, self.version)
+            return
+        for engine in self.engines:
+            try:
+                engine.close()
+            except Exception:  # a failing close must not keep the others alive
+                log.exception("closing %s v%s failed", self.name, self.version)
 
 
 def list_model_folders(repository: Path) -> list[Path]:
