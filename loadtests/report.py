@@ -115,7 +115,8 @@ def results_section(
         *table_rows(results, cores),
         "",
         "CPU columns are shares of the whole machine (all cores). `gen CPU` is the load "
-        "generator itself, which competes with the server for the same cores.",
+        "generator itself, which competes with the server for the same cores. Ceiling rows "
+        "give the median time of one batch call (tokenize + engine) in the p50 column.",
         *_error_lines(results),
         "",
         *targets_rows(checks),
