@@ -62,5 +62,6 @@ def sluice_url(tiny_repository: Path) -> Iterator[str]:
 def test_sluice_serve_passes_a_headless_mixed_run(sluice_url: str) -> None:
     # The tiny model's queue holds 64 texts: a rare 429 under scoring traffic is by design.
     done = _locust(sluice_url, "-u", "4", "-t", "3s", "--p99-ms", "10000",
-                   "--max-failure-ratio", "0.1", "ChatUser", "MixedUser")
+                   "--max-failure-ratio", "0.1", "--protocol", "infer", "MixedUser")
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "scoring (16-64 texts)" in done.stdout + done.stderr
