@@ -128,6 +128,9 @@ class Batcher(Generic[P, R]):
         self._pending_items = 0
         self._cost_ceiling = 0  # >= every queued cost; reset when the queue empties
         self._in_flight = 0  # batches out of the queue and not finished
+        # Batches take an instance in the order they were formed (oldest first), whichever
+        # finishes preparing first: each waits for the previous one's turn.
+        self._last_turn: asyncio.Future[None] | None = None
         self._batch_tasks: set[asyncio.Task[None]] = set()
         self._instances: asyncio.Queue[int] = asyncio.Queue()
         for instance in range(policy.instance_count):
@@ -321,7 +324,9 @@ class Batcher(Generic[P, R]):
         if not taken:
             return
         self._in_flight += 1
-        task = asyncio.create_task(self._run_batch(taken))
+        previous, turn = self._last_turn, asyncio.get_running_loop().create_future()
+        self._last_turn = turn
+        task = asyncio.create_task(self._run_batch(taken, previous, turn))
         self._batch_tasks.add(task)
         task.add_done_callback(self._batch_tasks.discard)
 
@@ -345,12 +350,20 @@ class Batcher(Generic[P, R]):
 
     # -- running batches -----------------------------------------------------------------------
 
-    async def _run_batch(self, batch: list[_Request[P, R]]) -> None:
+    async def _run_batch(
+        self,
+        batch: list[_Request[P, R]],
+        previous_turn: asyncio.Future[None] | None,
+        turn: asyncio.Future[None],
+    ) -> None:
         requests = batch
         instance: int | None = None
         try:
             prepared, prepare_s = await self._in_thread(self._prepare_call(requests))
+            if previous_turn is not None:
+                await asyncio.shield(previous_turn)
             instance = await self._instances.get()
+            turn.set_result(None)
             # Requests may have expired or been cancelled while the batch was prepared or
             # waited for an instance: they must not be computed, so prepare the rest again.
             while True:
@@ -399,6 +412,8 @@ class Batcher(Generic[P, R]):
                     InferenceFailed(f"model '{self._name}': inference failed: {message}"),
                 )
         finally:
+            if not turn.done():
+                turn.set_result(None)
             if instance is not None:
                 self._instances.put_nowait(instance)
             self._in_flight -= 1
