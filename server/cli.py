@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,15 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def limit_tokenizer_threads(threads: int) -> None:
+    """The Rust tokenizer's thread pool reads these once, at its first parallel batch."""
+    if threads <= 1:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    else:
+        os.environ["TOKENIZERS_PARALLELISM"] = "true"
+        os.environ["RAYON_NUM_THREADS"] = str(threads)
 
 
 def _default_models_to_build(repository: Path, only: Sequence[str]) -> list[str]:
@@ -72,6 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
+
+    limit_tokenizer_threads(settings.tokenizer_threads)
 
     app = create_app(settings)
     config = uvicorn.Config(
