@@ -2,6 +2,7 @@
 
 Timings are ONNX Runtime ``run`` calls only (tokenization is the same for every variant and is
 excluded), with 2 intra-op threads, batches padded to their own longest text, in arrival order.
+Throughput is the faster of two passes over the test split.
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def measure(
     sess = session(model_path)
     batcher = TextBatcher(tokenizer_json, max_length, [i.name for i in sess.get_inputs()])
     predict(sess, batcher, texts[:64])  # warm-up: first runs allocate
+    # Best of two full passes: on a shared machine the slower pass measures the neighbours.
     preds, spent = predict(sess, batcher, texts)
+    spent = min(spent, predict(sess, batcher, texts)[1])
     latencies = []
     for text in texts[:latency_texts]:
         feed = batcher([text])

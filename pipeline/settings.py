@@ -47,7 +47,8 @@ class BuildSettings:
 
 
 _FULL: dict[str, BuildSettings] = {
-    "airline-sentiment": BuildSettings(),
+    # One epoch at 8e-5 reached 0.829 test accuracy (target 0.85) with validation F1 still rising.
+    "airline-sentiment": BuildSettings(teacher_epochs=2, teacher_lr=1e-4, evals_per_epoch=2),
     "review-sentiment": BuildSettings(),
     "home-intent": BuildSettings(teacher_epochs=2, student_epochs=2, teacher_lr=1e-4, student_lr=1.5e-4),
 }
