@@ -1,0 +1,130 @@
+"""The whole pipeline, small: data -> teacher -> student -> ONNX -> int8 -> cards -> repository.
+
+Builds ``airline-sentiment`` with the smoke profile (a few hundred examples, one epoch, a
+one-layer student) into a cached repository, then checks what the server will load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.build import DEFAULT_MODELS, build, missing_models
+from pipeline.evaluate import TextBatcher, session
+from pipeline.smoke import SMOKE_MODEL, held_out, smoke_repository
+from server.repository.config import load_model_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def repository() -> Path:
+    """The cached smoke repository (.cache/smoke-repository); rebuilt when its stamp changes."""
+    return smoke_repository()
+
+
+def _logits(model_onnx: Path, texts: list[str], max_length: int) -> np.ndarray:
+    sess = session(model_onnx)
+    batcher = TextBatcher(
+        model_onnx.parent / "tokenizer.json", max_length, [i.name for i in sess.get_inputs()]
+    )
+    out = [sess.run(["logits"], batcher(texts[i : i + 32]))[0] for i in range(0, len(texts), 32)]
+    return np.concatenate(out)
+
+
+def _predict(model_onnx: Path, texts: list[str], max_length: int) -> np.ndarray:
+    return _logits(model_onnx, texts, max_length).argmax(axis=1)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_repository_is_valid_and_serves_int8(repository: Path) -> None:
+    model_dir = repository / SMOKE_MODEL
+    config = load_model_config(model_dir / "config.yaml")
+    assert config.engine.backend == "onnxruntime"
+    assert config.engine.precision == "int8"
+    assert config.labels == ("negative", "neutral", "positive")
+    assert config.version_policy.specific is not None
+    (served,) = config.version_policy.specific.versions
+    assert served in (2, 4)
+    for version in range(1, 6):
+        for fname in ("model.onnx", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+            assert (model_dir / str(version) / fname).is_file(), (version, fname)
+    assert missing_models(repository, [SMOKE_MODEL]) == []
+    assert set(missing_models(repository)) == set(DEFAULT_MODELS) - {SMOKE_MODEL}
+
+
+def test_model_card_has_every_variant(repository: Path) -> None:
+    model_dir = repository / SMOKE_MODEL
+    card = json.loads((model_dir / "model_card.json").read_text())
+    assert [v["version"] for v in card["variants"]] == [1, 2, 3, 4, 5]
+    for v in card["variants"]:
+        assert set(v["metrics"]) >= {
+            "accuracy",
+            "macro_f1",
+            "agreement_with_teacher",
+            "size_mb",
+            "latency_ms_batch1_p50",
+            "throughput_batch32",
+        }
+    int8, fp32 = card["variants"][1]["metrics"], card["variants"][0]["metrics"]
+    assert int8["size_mb"] < fp32["size_mb"] / 2
+    text = (model_dir / "MODEL_CARD.md").read_text()
+    assert "CrowdFlower" in text and "Licence" in text and "sluice build airline-sentiment" in text
+
+
+@pytest.mark.parametrize(("fp32", "int8"), [(1, 2), (3, 4)])
+def test_int8_agrees_with_fp32(repository: Path, fp32: int, int8: int) -> None:
+    model_dir = repository / SMOKE_MODEL
+    max_length = load_model_config(model_dir / "config.yaml").max_length
+    texts = held_out().texts
+    assert len(texts) >= 50
+    a = _logits(model_dir / str(fp32) / "model.onnx", texts, max_length)
+    b = _logits(model_dir / str(int8) / "model.onnx", texts, max_length)
+    assert float(np.mean(a.argmax(axis=1) == b.argmax(axis=1))) >= 0.95
+    # A smoke model may still predict one class everywhere; its probabilities must agree too.
+    assert float(np.abs(_softmax(a) - _softmax(b)).max(axis=1).mean()) < 0.05
+
+
+def test_second_build_reuses_the_stamp(repository: Path, caplog: pytest.LogCaptureFixture) -> None:
+    onnx = repository / SMOKE_MODEL / "2" / "model.onnx"
+    before = onnx.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="sluice.pipeline"):
+        build([SMOKE_MODEL], repository, profile="smoke", progress=False)
+    assert "up to date" in caplog.text
+    assert onnx.stat().st_mtime_ns == before
+
+
+def test_served_version_loads_in_the_servers_onnx_engine(repository: Path) -> None:
+    from engines.base import EngineSpec
+    from engines.registry import load_engine
+
+    model_dir = repository / SMOKE_MODEL
+    config = load_model_config(model_dir / "config.yaml")
+    assert config.version_policy.specific is not None
+    (served,) = config.version_policy.specific.versions
+    spec = EngineSpec(
+        artifact=model_dir / str(served) / config.artifact,
+        precision=config.engine.precision,
+        max_batch_size=config.batching.max_batch_size,
+        max_length=config.max_length,
+    )
+    engine = load_engine(config.engine.backend, spec)
+    try:
+        engine.warmup()
+        names = [t.name for t in engine.inputs]
+        batcher = TextBatcher(model_dir / str(served) / "tokenizer.json", config.max_length, names)
+        texts = held_out().texts[:8]
+        logits = engine.run(batcher(texts))["logits"]
+        assert logits.shape == (8, len(config.labels))
+        expected = _predict(model_dir / str(served) / "model.onnx", texts, config.max_length)
+        assert logits.argmax(axis=1).tolist() == expected.tolist()
+    finally:
+        engine.close()
