@@ -1,0 +1,61 @@
+"""A model the pipeline built (smoke profile) is loaded and answered from by a real server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from server.repository.config import load_model_config
+from tests.support.server_process import ServerProcess, start_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def built_repository() -> Path:
+    from pipeline.smoke import smoke_repository
+
+    return smoke_repository()
+
+
+@pytest.fixture(scope="module")
+def server(built_repository: Path) -> Iterator[ServerProcess]:
+    proc = start_server(built_repository, extra_args=["--models", "airline-sentiment"])
+    yield proc
+    proc.stop()
+
+
+def test_serves_the_configured_int8_version_and_agrees_with_onnx_runtime(
+    built_repository: Path, server: ServerProcess
+) -> None:
+    import onnxruntime as ort
+
+    from engines.tokenization import TextEncoder
+    from pipeline.smoke import held_out
+
+    folder = built_repository / "airline-sentiment"
+    config = load_model_config(folder / "config.yaml")
+    assert config.version_policy.specific is not None
+    (served,) = config.version_policy.specific.versions
+    texts = list(held_out().texts[:48])
+
+    r = httpx.post(f"{server.url}/v1/models/airline-sentiment/classify",
+                   json={"inputs": texts, "top_k": 1}, timeout=60)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["model_version"] == str(served)
+    got = [row[0]["label"] for row in doc["predictions"]]
+
+    version_dir = folder / str(served)
+    session = ort.InferenceSession(str(version_dir / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    feeds = TextEncoder.from_dir(version_dir, config.max_length).encode(texts).as_inputs()
+    names = {i.name for i in session.get_inputs()}
+    logits = session.run(["logits"], {k: v for k, v in feeds.items() if k in names})[0]
+    expected = [config.labels[i] for i in np.argmax(logits, axis=1)]
+    assert got == expected
+    assert set(got) <= set(config.labels)
