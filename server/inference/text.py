@@ -32,13 +32,44 @@ def estimate_tokens(text: str, max_length: int) -> int:
     return min(max_length, len(text) // 4 + 3)
 
 
+def sub_batches(lengths: np.ndarray, max_tokens: int) -> list[tuple[np.ndarray, int]]:
+    """Split a batch into engine calls of similar length: (row indices, padded width) each.
+
+    Rows are sorted by token length and cut greedily so that no call computes more than
+    ``max_tokens`` padded tokens (a call always takes at least one row). On a CPU, where cost
+    follows padded tokens, this removes most padding for the price of a few more calls.
+    ``max_tokens`` 0 means one call for the whole batch.
+    """
+    n = int(lengths.shape[0])
+    if max_tokens <= 0 or n <= 1 or n * int(lengths.max()) <= max_tokens:
+        return [(np.arange(n), int(lengths.max()) if n else 0)]
+    order = np.argsort(lengths, kind="stable")
+    ordered = lengths[order]
+    calls = []
+    start = 0
+    while start < n:
+        end = start + 1
+        while end < n and (end + 1 - start) * int(ordered[end]) <= max_tokens:
+            end += 1
+        calls.append((order[start:end], int(ordered[end - 1])))
+        start = end
+    return calls
+
+
 class TextClassificationHandler:
     """The ``BatchHandler`` of a text-classification model version."""
 
-    def __init__(self, encoder: TextEncoder, engines: Sequence[Engine], num_labels: int) -> None:
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        engines: Sequence[Engine],
+        num_labels: int,
+        sub_batch_tokens: int = 0,
+    ) -> None:
         if not engines:
             raise ValueError("at least one engine instance is needed")
         self._encoder = encoder
+        self._sub_batch_tokens = sub_batch_tokens
         self._engines = list(engines)
         self._feeds = [spec.name for spec in engines[0].inputs]
         self._output = self._logits_name(engines[0], num_labels)
@@ -55,23 +86,33 @@ class TextClassificationHandler:
     def prepare(self, payloads: Sequence[TextPayload]) -> PreparedBatch:
         texts = [text for payload in payloads for text in payload]
         encoded = self._encoder.encode(texts)
-        available = {
-            "input_ids": encoded.input_ids,
-            "attention_mask": encoded.attention_mask,
-            "token_type_ids": encoded.token_type_ids,
-        }
+        available = encoded.as_inputs()
         feeds = {name: available[name] for name in self._feeds}
         counts = [len(payload) for payload in payloads]
-        return PreparedBatch(
-            data=(feeds, counts),
-            real_tokens=encoded.real_tokens,
-            padded_tokens=encoded.padded_tokens,
-        )
+        calls = sub_batches(encoded.lengths, self._sub_batch_tokens)
+        if len(calls) == 1:
+            plan: list[tuple[np.ndarray | None, dict[str, np.ndarray]]] = [(None, feeds)]
+            padded = encoded.padded_tokens
+        else:
+            plan, padded = [], 0
+            for rows, width in calls:
+                plan.append((rows, {k: v[rows, :width] for k, v in feeds.items()}))
+                padded += len(rows) * width
+        return PreparedBatch(data=(plan, counts), real_tokens=encoded.real_tokens,
+                             padded_tokens=padded)
 
     def execute(self, prepared: PreparedBatch, instance: int) -> list[np.ndarray]:
-        feeds, counts = prepared.data
-        logits = self._engines[instance].run(feeds)[self._output]
-        total = sum(counts)
+        plan, counts = prepared.data
+        engine, total = self._engines[instance], sum(counts)
+        if len(plan) == 1:
+            logits = engine.run(plan[0][1])[self._output]
+        else:
+            parts = [(rows, engine.run(feeds)[self._output]) for rows, feeds in plan]
+            logits = np.empty((total, parts[0][1].shape[1]), dtype=parts[0][1].dtype)
+            for rows, part in parts:
+                if part.shape[0] != len(rows):
+                    raise RuntimeError(f"engine returned {part.shape[0]} rows for {len(rows)} texts")
+                logits[rows] = part
         if logits.shape[0] != total:
             raise RuntimeError(f"engine returned {logits.shape[0]} rows for {total} texts")
         probabilities = softmax(logits)

@@ -75,6 +75,9 @@ class BatchingConfig(_Strict):
     """Most items waiting; further requests are rejected at once with 429."""
     default_timeout_us: int = Field(default=0, ge=0)
     """Deadline for requests that set none (``parameters.timeout``); 0 means none."""
+    sub_batch_tokens: int = Field(default=0, ge=0)
+    """Text models: run a formed batch as length-sorted engine calls of at most this many
+    padded tokens each (0: one call). Cuts padding on CPUs; leave 0 on GPUs."""
 
     @model_validator(mode="after")
     def _preferred_within_max(self) -> BatchingConfig:

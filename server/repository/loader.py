@@ -155,7 +155,9 @@ def _build_blocking(
             if not (version_dir / "tokenizer.json").is_file():
                 raise ConfigError(f"{version_dir}: tokenizer.json missing (text-classification)")
             encoder = TextEncoder.from_dir(version_dir, config.max_length)
-            handler = TextClassificationHandler(encoder, engines, len(config.labels))
+            handler = TextClassificationHandler(
+                encoder, engines, len(config.labels), config.batching.sub_batch_tokens
+            )
         else:
             _check_tensor_config(config, engines[0], version_dir)
             handler = TensorHandler(engines)
