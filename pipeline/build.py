@@ -40,7 +40,7 @@ _STAGES = ("data", "teacher", "student", "export", "quantize", "evaluate", "writ
 _DEFAULT_ESTIMATE_S: dict[str, dict[str, float]] = {
     "airline-sentiment": {
         "data": 3,
-        "teacher": 700,
+        "teacher": 330,
         "student": 210,
         "export": 25,
         "quantize": 10,
@@ -50,7 +50,7 @@ _DEFAULT_ESTIMATE_S: dict[str, dict[str, float]] = {
     "review-sentiment": {
         "data": 3,
         "teacher": 300,
-        "student": 190,
+        "student": 380,
         "export": 25,
         "quantize": 10,
         "evaluate": 40,

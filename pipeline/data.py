@@ -258,7 +258,7 @@ def load_home_intents(
             f"{per_sentence} expansions per template, at most {per_intent} utterances per "
             "intent), with made-up device, area and item names. Not real user speech."
         ),
-        licence="home-assistant-intents: CC-BY-4.0; hassil: Apache-2.0 (package metadata).",
+        licence="home-assistant-intents: Apache-2.0; hassil: Apache-2.0 (package metadata).",
         notes=[
             f"intents dropped for having under {min_per_intent} distinct utterances: "
             + (", ".join(dropped) or "none")

@@ -47,9 +47,11 @@ class BuildSettings:
 
 
 _FULL: dict[str, BuildSettings] = {
-    # One epoch at 8e-5 reached 0.829 test accuracy (target 0.85) with validation F1 still rising.
-    "airline-sentiment": BuildSettings(teacher_epochs=2, teacher_lr=1e-4, evals_per_epoch=2),
-    "review-sentiment": BuildSettings(),
+    # Measured: 1 epoch at 8e-5 -> 0.829 test accuracy; 2 epochs at 1e-4 -> 0.827 (best
+    # validation at the end of epoch 1) in twice the time. Both miss the 0.85 target; one epoch.
+    "airline-sentiment": BuildSettings(),
+    # One student epoch left it 2.4 points under the teacher with validation F1 still rising.
+    "review-sentiment": BuildSettings(student_epochs=2),
     "home-intent": BuildSettings(teacher_epochs=2, student_epochs=2, teacher_lr=1e-4, student_lr=1.5e-4),
 }
 
