@@ -593,13 +593,13 @@ def _config(name: str, labels: tuple[str, ...], max_length: int, default: int) -
         "engine": {"backend": "onnxruntime", "device": "cpu", "precision": _VARIANTS[default][1]},
         # CPU serving: no queue delay (a batch forms from what queued while the engine was
         # busy; waiting only adds latency when compute grows with batch size), and formed
-        # batches run as length-sorted sub-batches to cut padding (loadtests/RESULTS.md).
+        # batches run as length-sorted sub-batches of 256 tokens to cut padding (loadtests/RESULTS.md).
         "batching": {
             "max_batch_size": 32,
             "max_queue_delay_us": 0,
             "max_batch_tokens": 4096,
             "max_queue_size": 8192,
-            "sub_batch_tokens": 512,
+            "sub_batch_tokens": 256,
         },
         "version_policy": {"specific": {"versions": [default]}},
     }
