@@ -10,11 +10,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from server.errors import InvalidInput, PayloadTooLarge
+from engines.base import DATATYPE_TO_NUMPY
+from server.errors import InferenceFailed, InvalidInput, PayloadTooLarge
 from server.inference.text import estimate_tokens
 from server.protocol.v2 import EncodedResponse, InferRequest, encode_response, texts_from_request
 from server.repository.loader import ModelVersion
 from server.repository.registry import ModelRegistry
+
+_NUMPY_TO_DATATYPE = {dtype: name for name, dtype in DATATYPE_TO_NUMPY.items()}
+
+
+def _datatype_of(array: np.ndarray) -> str:
+    try:
+        return _NUMPY_TO_DATATYPE[array.dtype]
+    except KeyError:
+        raise InferenceFailed(f"engine returned an array of unsupported dtype {array.dtype}") from None
 
 
 @dataclass(frozen=True)
@@ -134,5 +144,6 @@ class InferenceService:
         outputs: dict[str, np.ndarray] = await model.batcher.submit(
             dict(request.inputs), items=rows, cost=1, timeout_us=timeout_us
         )
-        dtypes = {spec.name: spec.datatype for spec in model.outputs}
-        return {name: (dtypes.get(name, "FP32"), array) for name, array in outputs.items()}
+        # The array's own dtype names it: a declared name could disagree with what the engine
+        # returned, and the binary extension must describe the bytes that are actually sent.
+        return {name: (_datatype_of(array), array) for name, array in outputs.items()}
