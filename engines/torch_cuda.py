@@ -75,6 +75,10 @@ class GraphRunner:
         static = {n: torch.zeros(bucket, dtype=torch.int64, device=device) for n in self._names}
         if "attention_mask" in static:
             static["attention_mask"].fill_(1)
+            if bucket[1] > 1:
+                # One padded column, so the warm-up takes the masked attention path that the
+                # captured graph replays (an all-ones mask lets transformers skip the mask).
+                static["attention_mask"][:, -1] = 0
         side = torch.cuda.Stream(self._device)  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream(self._device))
         with torch.cuda.stream(side):
