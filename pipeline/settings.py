@@ -23,6 +23,9 @@ class BuildSettings:
     max_length_cap: int = 128
     """``max_length`` is the data's 99.5th-percentile token length, rounded up to 8, at most this."""
     batch_size: int = 32
+    bucket_window: int = 50
+    """Training batches are sorted by length inside windows of this many batches (0: random
+    batches). Measured on the airline split over 4 seeds: same accuracy, 38% fewer padded tokens."""
     teacher_lr: float = 8e-5
     teacher_epochs: int = 1
     evals_per_epoch: int = 3
@@ -52,7 +55,11 @@ _FULL: dict[str, BuildSettings] = {
     "airline-sentiment": BuildSettings(),
     # One student epoch left it 2.4 points under the teacher with validation F1 still rising.
     "review-sentiment": BuildSettings(student_epochs=2),
-    "home-intent": BuildSettings(teacher_epochs=2, student_epochs=2, teacher_lr=1e-4, student_lr=1.5e-4),
+    # Random batches: with length-sorted ones the teacher fell from 0.982 to 0.972 (short templated
+    # utterances, so a length bucket holds few intents), and bucketing saved only 33% of tokens.
+    "home-intent": BuildSettings(
+        teacher_epochs=2, student_epochs=2, teacher_lr=1e-4, student_lr=1.5e-4, bucket_window=0
+    ),
 }
 
 _SMOKE = BuildSettings(
