@@ -40,29 +40,29 @@ _STAGES = ("data", "teacher", "student", "export", "quantize", "evaluate", "writ
 _DEFAULT_ESTIMATE_S: dict[str, dict[str, float]] = {
     "airline-sentiment": {
         "data": 3,
-        "teacher": 330,
-        "student": 210,
-        "export": 25,
-        "quantize": 10,
-        "evaluate": 45,
+        "teacher": 220,
+        "student": 170,
+        "export": 5,
+        "quantize": 3,
+        "evaluate": 75,
         "write": 1,
     },
     "review-sentiment": {
-        "data": 3,
-        "teacher": 300,
-        "student": 380,
-        "export": 25,
-        "quantize": 10,
-        "evaluate": 40,
+        "data": 2,
+        "teacher": 180,
+        "student": 250,
+        "export": 5,
+        "quantize": 3,
+        "evaluate": 70,
         "write": 1,
     },
     "home-intent": {
-        "data": 5,
-        "teacher": 150,
-        "student": 90,
-        "export": 25,
-        "quantize": 10,
-        "evaluate": 20,
+        "data": 2,
+        "teacher": 140,
+        "student": 95,
+        "export": 5,
+        "quantize": 3,
+        "evaluate": 15,
         "write": 1,
     },
 }
@@ -480,6 +480,15 @@ _VARIANTS = {
 #: The issue's minimum test accuracy for the fp32 teacher, where it sets one.
 TEACHER_ACCURACY_TARGET = {"airline-sentiment": 0.85, "review-sentiment": 0.80}
 
+#: Where a missed accuracy target was investigated.
+TUNING_NOTES = {
+    "airline-sentiment": (
+        "53 settings swept on a GPU (pipeline/TUNING.md): none reaches 0.85 on this split "
+        "(best 0.841, within a 1.5-point seed spread); over five splits the same recipe averages "
+        "0.842 (0.828 to 0.857), and this split is the hardest of the five"
+    )
+}
+
 
 def _targets(name: str, results: dict[int, Any]) -> list[dict[str, str]]:
     t, ti, s, si = (results[v] for v in (TEACHER_FP32, TEACHER_INT8, STUDENT_FP32, STUDENT_INT8))
@@ -518,7 +527,12 @@ def _targets(name: str, results: dict[int, Any]) -> list[dict[str, str]]:
             row(
                 f"teacher test accuracy at least {TEACHER_ACCURACY_TARGET[name]:.2f}",
                 t.accuracy >= TEACHER_ACCURACY_TARGET[name],
-                f"{t.accuracy:.3f}",
+                f"{t.accuracy:.3f}"
+                + (
+                    ""
+                    if t.accuracy >= TEACHER_ACCURACY_TARGET[name] or name not in TUNING_NOTES
+                    else f"; {TUNING_NOTES[name]}"
+                ),
             )
         ]
         if name in TEACHER_ACCURACY_TARGET
