@@ -84,18 +84,19 @@ def estimate_seconds(model_dir: Path, name: str, profile: str) -> dict[str, floa
     return {k: v * scale for k, v in _DEFAULT_ESTIMATE_S[name].items()}
 
 
-def _served_versions(model_dir: Path) -> list[int]:
+def _served_versions(model_dir: Path) -> tuple[list[int], str]:
+    """The versions ``config.yaml`` serves and the artifact each must hold (per its backend)."""
     from server.errors import ConfigError
     from server.repository.config import load_model_config
 
     try:
         config = load_model_config(model_dir / "config.yaml")
     except ConfigError:
-        return []
+        return [], "model.onnx"
     if config.version_policy.specific is not None:
-        return list(config.version_policy.specific.versions)
+        return list(config.version_policy.specific.versions), config.artifact
     on_disk = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
-    return config.version_policy.select(on_disk)
+    return config.version_policy.select(on_disk), config.artifact
 
 
 def splits_for(name: str, profile: str = "full") -> Splits:
@@ -114,15 +115,21 @@ def splits_for(name: str, profile: str = "full") -> Splits:
     )
 
 
+def _has_artifact(path: Path) -> bool:
+    """A file artifact (model.onnx, model.plan), or a Hugging Face folder with its config."""
+    return path.is_file() or (path.is_dir() and (path / "config.json").is_file())
+
+
 def missing_models(repository: Path, names: Sequence[str] | None = None) -> list[str]:
     """Default models (or ``names``) whose served version's artifacts are not on disk."""
     missing = []
     for name in names or DEFAULT_MODELS:
         model_dir = Path(repository) / name
-        versions = _served_versions(model_dir) if (model_dir / "config.yaml").is_file() else []
+        versions, artifact = (
+            _served_versions(model_dir) if (model_dir / "config.yaml").is_file() else ([], "")
+        )
         ready = bool(versions) and all(
-            (model_dir / str(v) / "model.onnx").is_file()
-            and (model_dir / str(v) / "tokenizer.json").is_file()
+            _has_artifact(model_dir / str(v) / artifact) and (model_dir / str(v) / "tokenizer.json").is_file()
             for v in versions
         )
         if not ready:
