@@ -90,8 +90,8 @@ fp16 (version 5) is meant for GPUs; its CPU figures are for reference only.
   {card["settings"]["teacher_epochs"]} epoch(s),
   best of {card["settings"]["evals_per_epoch"]} validation checks per epoch by macro-F1):
   {card["training"]["teacher"]}.
-- Student: teacher layers {card["settings"]["student_layers"]} (of 6), distilled on the teacher's
-  soft labels (T={card["settings"]["distil_temperature"]}, weight
+- Student: teacher layers {", ".join(map(str, card["settings"]["student_layers"]))} (of 6),
+  distilled on the teacher's soft labels (T={card["settings"]["distil_temperature"]}, weight
   {card["settings"]["distil_alpha"]}) plus the true labels: {card["training"]["student"]}.
 - ONNX export (TorchScript exporter, eager attention, dynamic batch and sequence axes), fused by
   ONNX Runtime's BERT optimizer ({card["fusion"]}); int8 by `quantize_dynamic`; fp16 with fp32
