@@ -6,9 +6,13 @@ For every HTTP request, errors included (the route's own, the body reader's 413,
 - ``X-Request-ID``: the client's, if it is 1..128 visible ASCII characters, else a made one
   (16 hex digits); echoed on the response.
 - ``sluice_http_requests_total{model,route,status}`` counts it (see :mod:`server.metrics`).
-- ``Server-Timing`` on inference responses (``infer``, ``classify``): the scheduler's stage
-  times and the time until the response started, in milliseconds, e.g.
-  ``queue;dur=0.412, prepare;dur=0.081, compute;dur=1.203, total;dur=1.900``.
+- ``Server-Timing`` on every response of the inference routes (``infer``, ``classify``; JSON
+  and binary, errors too): the scheduler's stage times and the time until the response
+  started, in milliseconds, e.g.
+  ``queue;dur=0.412, prepare;dur=0.081, compute;dur=1.203, total;dur=1.900``. ``total`` minus
+  the stages is body parsing and encoding, thread hand-offs and the wait of a batch prepared
+  ahead for a free instance; a stage the request never reached (a cache hit, an early error)
+  is 0.
 - With ``access_log`` on, one JSON line on the ``sluice.access`` logger at INFO: ``time`` (UTC,
   when the response finished), ``request_id``, ``method``, ``path`` (the route template, e.g.
   ``/v2/models/{model}/infer``; the path itself, without the query, when no route matched),
