@@ -18,7 +18,7 @@ from importlib import metadata
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from server.api import classify, errors, kserve
+from server.api import access, classify, errors, kserve
 from server.metrics import Metrics
 from server.repository.registry import ModelRegistry
 from server.service import InferenceService
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    access.install(app, state.metrics, access_log=state.settings.access_log)
     app.include_router(kserve.build_router(state))
     app.include_router(classify.build_router(state))
 

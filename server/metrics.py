@@ -23,6 +23,17 @@ _LATENCY_BUCKETS = (
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256, 512, 1024)
 _PADDING_BUCKETS = (1.0, 1.05, 1.1, 1.2, 1.3, 1.5, 2.0, 3.0, 5.0)
 
+#: The ``route`` label values of ``sluice_http_requests_total`` (``server/api/access.py`` maps
+#: every route template onto one; unmatched paths are ``other``).
+HTTP_ROUTES = (
+    "infer", "classify", "metadata", "ready", "config", "stats", "repository", "health",
+    "metrics", "other",
+)
+#: Children created at start for every served model (and for ``model=""``), on the routes that
+#: carry inference, so that ``rate()`` and ratio alerts see zeros from the first scrape.
+HTTP_PRECREATED_ROUTES = ("infer", "classify")
+HTTP_PRECREATED_STATUSES = ("200", "400", "404", "413", "429", "500", "503", "504")
+
 
 class Metrics:
     """The metric families, registered on one registry (one per app, so tests stay isolated)."""
@@ -103,9 +114,44 @@ class Metrics:
         self.model_ready = Gauge(
             "sluice_model_ready", "1 when the model version is serving.", _LABELS, registry=r
         )
+        self.http_requests = Counter(
+            "sluice_http_requests_total",
+            "HTTP requests answered, by model, route and status. model: a model this server "
+            "has loaded, else \"\" (routes without a model, and names not in the registry). "
+            "route: one of " + ", ".join(HTTP_ROUTES) + " (infer: /v2 infer, JSON or binary; "
+            "classify: /v1 classify; metadata: /v2 and model metadata; ready: model readiness; "
+            "health: /v2/health/*; repository: /v2/repository/*; other: anything else, "
+            "unknown paths included). status: the 3-digit HTTP status.",
+            ("model", "route", "status"),
+            registry=r,
+        )
+        self._http_children: dict[tuple[str, str, int], Counter] = {}
+        self._http_models: set[str] = set()
+        self._precreate_http("")
 
     def observer(self, model: str, version: str) -> ModelObserver:
+        self._precreate_http(model)
+        self._http_models.add(model)
         return ModelObserver(self, model, version)
+
+    def http_model_label(self, name: str) -> str:
+        """``name`` if this server has loaded a model of that name, else ``""`` (bounded)."""
+        return name if name in self._http_models else ""
+
+    def count_http(self, model: str, route: str, status: int) -> None:
+        """Count one answered HTTP request (``model`` from :meth:`http_model_label`)."""
+        key = (model, route, status)
+        child = self._http_children.get(key)
+        if child is None:
+            child = self._http_children[key] = self.http_requests.labels(model, route, str(status))
+        child.inc()
+
+    def _precreate_http(self, model: str) -> None:
+        for route in HTTP_PRECREATED_ROUTES:
+            for status in HTTP_PRECREATED_STATUSES:
+                self._http_children[(model, route, int(status))] = self.http_requests.labels(
+                    model, route, status
+                )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

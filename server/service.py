@@ -6,6 +6,7 @@ Free of any web framework so that it is testable on its own and the routes stay 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,12 @@ from server.inference.text import estimate_tokens
 from server.protocol.v2 import EncodedResponse, InferRequest, encode_response, texts_from_request
 from server.repository.loader import ModelVersion
 from server.repository.registry import ModelRegistry
+from server.scheduler.timings import Timings
+
+#: The current request's stage timings, set by the HTTP layer (``server/api/access.py``) around
+#: each request; the service hands it to the batcher and records the version that served it.
+#: Unset (``None``) outside a request: nothing is recorded.
+REQUEST_TIMINGS: ContextVar[Timings | None] = ContextVar("sluice_request_timings", default=None)
 
 _NUMPY_TO_DATATYPE = {dtype: name for name, dtype in DATATYPE_TO_NUMPY.items()}
 
@@ -31,6 +38,13 @@ def _datatype_of(array: np.ndarray) -> str:
 class Prediction:
     label: str
     score: float
+
+
+def _served_by(model: ModelVersion) -> ModelVersion:
+    timings = REQUEST_TIMINGS.get()
+    if timings is not None:
+        timings.version = model.version
+    return model
 
 
 class InferenceService:
@@ -67,7 +81,7 @@ class InferenceService:
     ) -> np.ndarray:
         cost = max(estimate_tokens(t, model.config.max_length) for t in texts)
         result: np.ndarray = await model.batcher.submit(
-            texts, items=len(texts), cost=cost, timeout_us=timeout_us
+            texts, items=len(texts), cost=cost, timeout_us=timeout_us, timings=REQUEST_TIMINGS.get()
         )
         return result
 
@@ -79,7 +93,7 @@ class InferenceService:
         top_k: int,
         timeout_us: int | None = None,
     ) -> tuple[ModelVersion, list[list[Prediction]]]:
-        model = self.registry.get(name, version)
+        model = _served_by(self.registry.get(name, version))
         if not model.is_text:
             raise InvalidInput(f"model '{name}' is a tensor model; use /v2/models/{name}/infer")
         self._check_texts(model, texts, "inputs")
@@ -95,7 +109,7 @@ class InferenceService:
         return model, predictions
 
     async def infer(self, name: str, version: str | None, request: InferRequest) -> EncodedResponse:
-        model = self.registry.get(name, version)
+        model = _served_by(self.registry.get(name, version))
         timeout_us = request.timeout_us
         if model.is_text:
             texts = texts_from_request(request, model.inputs[0].name)
@@ -142,7 +156,8 @@ class InferenceService:
                 f"{model.config.max_inputs_per_request} (max_inputs_per_request)"
             )
         outputs: dict[str, np.ndarray] = await model.batcher.submit(
-            dict(request.inputs), items=rows, cost=1, timeout_us=timeout_us
+            dict(request.inputs), items=rows, cost=1, timeout_us=timeout_us,
+            timings=REQUEST_TIMINGS.get(),
         )
         # The array's own dtype names it: a declared name could disagree with what the engine
         # returned, and the binary extension must describe the bytes that are actually sent.

@@ -50,3 +50,7 @@ class Settings(BaseSettings):
     """uvicorn and sluice log level."""
     response_cache_size: int = Field(default=0, ge=0)
     """Entries in the per-model response cache for repeated inputs; 0 turns it off."""
+    access_log: bool = True
+    """One JSON line per HTTP request on the ``sluice.access`` logger (stdout, INFO): request id,
+    route, model, version, status, stage times, batch size, client; never the body. Off: no
+    per-request formatting (the request counter, ``X-Request-ID`` and ``Server-Timing`` stay)."""

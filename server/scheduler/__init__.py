@@ -9,6 +9,7 @@ from server.scheduler.batcher import Batcher, BatchHandler, PreparedBatch
 from server.scheduler.clock import Clock, FakeClock, MonotonicClock, TimerHandle
 from server.scheduler.observer import OUTCOMES, BatchObserver, NullObserver
 from server.scheduler.policy import BatchPolicy
+from server.scheduler.timings import Timings
 
 __all__ = [
     "OUTCOMES",
@@ -22,4 +23,5 @@ __all__ = [
     "NullObserver",
     "PreparedBatch",
     "TimerHandle",
+    "Timings",
 ]

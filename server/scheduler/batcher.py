@@ -43,8 +43,9 @@ from server.scheduler.forming import may_be_ready, ready_to_go, select, window_s
 from server.scheduler.handler import BatchHandler, PreparedBatch
 from server.scheduler.observer import BatchObserver, NullObserver
 from server.scheduler.policy import BatchPolicy
+from server.scheduler.timings import Timings
 
-__all__ = ["BatchHandler", "BatchObserver", "Batcher", "NullObserver", "PreparedBatch"]
+__all__ = ["BatchHandler", "BatchObserver", "Batcher", "NullObserver", "PreparedBatch", "Timings"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class _Request(Generic[P, R]):
         "seq",
         "timeout_us",
         "timer",
+        "timings",
     )
 
     def __init__(
@@ -82,6 +84,7 @@ class _Request(Generic[P, R]):
         future: asyncio.Future[R],
         enqueued_at: float,
         timeout_us: int,
+        timings: Timings | None,
     ) -> None:
         self.seq = seq
         self.payload = payload
@@ -96,6 +99,7 @@ class _Request(Generic[P, R]):
         self.queued = True
         self.computing = False
         self.finished = False
+        self.timings = timings
 
 
 _State = Literal["new", "running", "stopping", "stopped"]
@@ -189,7 +193,13 @@ class Batcher(Generic[P, R]):
         self._state = "running"
 
     def submit_nowait(
-        self, payload: P, *, items: int = 1, cost: int = 1, timeout_us: int | None = None
+        self,
+        payload: P,
+        *,
+        items: int = 1,
+        cost: int = 1,
+        timeout_us: int | None = None,
+        timings: Timings | None = None,
     ) -> asyncio.Future[R]:
         """Queue a request and return the future of its result (see :meth:`submit`).
 
@@ -220,7 +230,9 @@ class Batcher(Generic[P, R]):
             )
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         timeout = policy.default_timeout_us if timeout_us is None else timeout_us
-        request = _Request(next(self._seq), payload, items, cost, future, self._clock.now(), timeout)
+        request = _Request(
+            next(self._seq), payload, items, cost, future, self._clock.now(), timeout, timings
+        )
         self._queue[request.seq] = request
         self._live[request.seq] = request
         self._pending_items += items
@@ -232,20 +244,31 @@ class Batcher(Generic[P, R]):
         self._wakeup.set()
         return future
 
-    async def submit(self, payload: P, *, items: int = 1, cost: int = 1, timeout_us: int | None = None) -> R:
+    async def submit(
+        self,
+        payload: P,
+        *,
+        items: int = 1,
+        cost: int = 1,
+        timeout_us: int | None = None,
+        timings: Timings | None = None,
+    ) -> R:
         """Queue one request and wait for its result.
 
         ``items``: texts or rows it carries (a request of 16 texts counts 16; a request larger
         than ``max_batch_size`` runs as a batch of its own, never split). ``cost``: its longest
         item's token length estimate. ``timeout_us``: deadline from now; ``None`` takes the
-        policy's default, 0 means none.
+        policy's default, 0 means none. ``timings``: filled with the request's stage durations
+        (see :class:`~server.scheduler.timings.Timings`) before it is answered.
 
         Raises ``QueueFull`` (with ``retry_after_s``), ``ModelNotReady`` (not running),
         ``DeadlineExceeded`` (at the deadline, if the request has not started computing),
         ``InferenceFailed`` (its batch failed). Cancelling the awaiting task drops the request
         before compute.
         """
-        return await self.submit_nowait(payload, items=items, cost=cost, timeout_us=timeout_us)
+        return await self.submit_nowait(
+            payload, items=items, cost=cost, timeout_us=timeout_us, timings=timings
+        )
 
     async def stop(self, drain_timeout_s: float = 30.0) -> None:
         """Refuse new requests, run what is queued and running, then fail what is left.
@@ -401,6 +424,11 @@ class Batcher(Generic[P, R]):
                 compute_s,
             )
             for request, result in zip(requests, results, strict=True):
+                timings = request.timings
+                if timings is not None:
+                    timings.prepare_s += prepare_s
+                    timings.compute_s += compute_s
+                    timings.batch_items = items
                 self._succeed(request, result)
         except Exception as error:
             logger.warning("model %s: a batch of %d requests failed", self._name, len(batch), exc_info=True)
@@ -490,6 +518,8 @@ class Batcher(Generic[P, R]):
     def _report(self, request: _Request[P, R], outcome: str) -> None:
         now = self._clock.now()
         left_queue = request.dequeued_at if request.dequeued_at is not None else now
+        if request.timings is not None:
+            request.timings.queue_s += left_queue - request.enqueued_at
         self._observer.request_finished(
             outcome, request.items, left_queue - request.enqueued_at, now - request.enqueued_at
         )

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ class ServerProcess:
     process: subprocess.Popen[str]
     port: int
     lines: list[str] = field(default_factory=list)
+    _new_line: threading.Condition = field(default_factory=threading.Condition)
 
     @property
     def url(self) -> str:
@@ -47,6 +48,16 @@ class ServerProcess:
 
     def log(self) -> str:
         return "".join(self.lines)
+
+    def wait_for_line(self, matches: Callable[[str], bool], timeout: float = 30.0) -> str:
+        """The first output line (so far or to come) that ``matches``; fails after ``timeout``."""
+        with self._new_line:
+            found = self._new_line.wait_for(
+                lambda: next((line for line in self.lines if matches(line)), None), timeout
+            )
+        if found is None:
+            raise AssertionError(f"no matching output line in {timeout}s:\n{self.log()}")
+        return found
 
 
 def start_server(
@@ -69,7 +80,9 @@ def start_server(
     def pump() -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            server.lines.append(line)
+            with server._new_line:
+                server.lines.append(line)
+                server._new_line.notify_all()
             events.put(line)
         events.put("")  # EOF
 

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from server.scheduler import Batcher, BatchPolicy, FakeClock, PreparedBatch
+from server.scheduler import Batcher, BatchPolicy, FakeClock, PreparedBatch, Timings
 
 #: Longest a gated execute waits before it fails the test (a safety net, never reached).
 GATE_TIMEOUT_S = 10.0
@@ -196,8 +196,17 @@ class Rig:
     clock: FakeClock
     observer: RecordingObserver
 
-    def submit(self, text: Text, *, items: int = 1, timeout_us: int | None = None) -> asyncio.Future[str]:
-        return self.batcher.submit_nowait(text, items=items, cost=text.tokens, timeout_us=timeout_us)
+    def submit(
+        self,
+        text: Text,
+        *,
+        items: int = 1,
+        timeout_us: int | None = None,
+        timings: Timings | None = None,
+    ) -> asyncio.Future[str]:
+        return self.batcher.submit_nowait(
+            text, items=items, cost=text.tokens, timeout_us=timeout_us, timings=timings
+        )
 
 
 async def make_rig(handler: FakeHandler | None = None, **policy: object) -> Rig:
