@@ -121,8 +121,8 @@ class SluiceServer(uvicorn.Server):
         should_exit = await super().on_tick(counter)
         if self.metrics is not None and counter % 10 == 0:  # uvicorn's fresh Date header
             self.metrics.server.server_state.default_headers = self.server_state.default_headers
-        if self.lifecycle.phase is not Phase.LAME_DUCK:
-            return should_exit
+        if should_exit or self.lifecycle.phase is not Phase.LAME_DUCK:
+            return should_exit  # serving, or draining at once (SIGINT, no delay)
         if not self._announced:
             self._announced = True
             log.info("lame duck: readiness answers 503; serving %.1f s more, with Connection: "

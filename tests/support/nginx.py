@@ -31,6 +31,7 @@ from pathlib import Path
 from tests.support.server_process import free_port
 
 UPSTREAM_HEADER = "x-upstream"
+STARTED, STOPPING = "start worker process", "gracefully shutting down"
 COMMON = """\
 worker_processes 1;
 pid {root}/nginx.pid;
@@ -95,26 +96,28 @@ class Nginx:
              "-g", "daemon off;"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
-        self._wait_for_workers(0)
+        self._wait_for(STARTED, 0)
 
-    def _started_workers(self) -> int:
-        return self.error_log.read_text().count("start worker process")
+    def _count(self, line: str) -> int:
+        return self.error_log.read_text().count(line)
 
-    def _wait_for_workers(self, before: int, timeout: float = 10.0) -> None:
+    def _wait_for(self, line: str, before: int, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        while self._started_workers() <= before:
+        while self._count(line) <= before:
             log = self.error_log.read_text()
             if "[emerg]" in log or self.process.poll() is not None:
                 raise RuntimeError(f"nginx failed:\n{log}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"nginx workers not started in {timeout}s:\n{log}")
+                raise RuntimeError(f"nginx did not log '{line}' in {timeout}s:\n{log}")
             time.sleep(0.02)
 
     def reload(self) -> None:
-        """Re-read the configuration; returns once the new workers run."""
-        before = self._started_workers()
+        """Re-read the configuration; returns once the new workers run and the old ones have
+        stopped accepting (they log this just before closing their listening sockets)."""
+        started, stopping = self._count(STARTED), self._count(STOPPING)
         self.process.send_signal(signal.SIGHUP)
-        self._wait_for_workers(before)
+        self._wait_for(STARTED, started)
+        self._wait_for(STOPPING, stopping)
 
     def stop(self) -> None:
         if self.process.poll() is None:
