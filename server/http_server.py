@@ -131,7 +131,7 @@ class SluiceServer(uvicorn.Server):
         if CONNECTION_CLOSE not in headers:
             self.server_state.default_headers = [*headers, CONNECTION_CLOSE]
         self._closer.tick(list(self.server_state.connections))
-        return should_exit or self.lifecycle.drain_due()
+        return self.lifecycle.drain_due()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop accepting, drain the app (its lifespan shutdown), then let answers be written.
@@ -140,11 +140,11 @@ class SluiceServer(uvicorn.Server):
         graceful timeout on top of the drain; here the app's drain bounds both.
         """
         self.lifecycle.begin_drain()
-        log.info("draining: listener closed; finishing queued and running requests")
         for server in self.servers:
             server.close()
         for sock in sockets or []:
             sock.close()
+        log.info("draining: listener closed; finishing queued and running requests")
         for connection in list(self.server_state.connections):
             connection.shutdown()
         await self.lifespan.shutdown()
