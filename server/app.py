@@ -1,9 +1,9 @@
 """``create_app``: the FastAPI application and its lifespan.
 
 Start-up: the process is live at once and turns ready when every model has loaded (loading runs
-in the background so probes and metrics answer meanwhile). Shut-down: readiness flips to 503,
-uvicorn stops accepting connections and waits for in-flight requests, then every model's queue is
-drained and its engines closed.
+in the background so probes and metrics answer meanwhile). Shut-down (``server.lifecycle``):
+readiness flips to 503 while the server still serves, then it stops accepting and the lifespan
+drains every model's queue and closes its engines.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from server.api import access, classify, errors, kserve
+from server.lifecycle import Lifecycle
 from server.metrics import Metrics
 from server.repository.registry import ModelRegistry
 from server.service import InferenceService
@@ -35,7 +36,7 @@ def _version() -> str:
         return "0.0.0"
 
 
-def build_state(settings: Settings) -> ServerState:
+def build_state(settings: Settings, lifecycle: Lifecycle | None = None) -> ServerState:
     metrics = Metrics()
     cores = default_threads()
     workers = settings.worker_threads or 2 * cores + 2
@@ -52,11 +53,13 @@ def build_state(settings: Settings) -> ServerState:
     return ServerState(
         settings=settings, metrics=metrics, executor=executor, registry=registry,
         service=InferenceService(registry), version=_version(),
+        lifecycle=lifecycle or Lifecycle(shutdown_delay_s=settings.shutdown_delay_s),
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    state = build_state(settings or Settings())
+def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = None) -> FastAPI:
+    """The app; ``lifecycle`` is shared with the server that moves it (``server.http_server``)."""
+    state = build_state(settings or Settings(), lifecycle)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            state.draining = True
+            state.lifecycle.begin_drain()
             loader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loader

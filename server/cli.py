@@ -41,17 +41,25 @@ def _default_models_to_build(repository: Path, only: Sequence[str]) -> list[str]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from server.settings import Settings
 
     overrides: dict[str, object] = {}
-    for key in ("model_repository", "host", "port", "log_level"):
+    for key in ("model_repository", "host", "port", "metrics_port", "shutdown_delay_s", "log_level"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.models is not None:
         overrides["models"] = _csv(args.models)
     if args.no_build:
         overrides["build_missing"] = False
-    settings = Settings.model_validate(overrides)
+    try:
+        settings = Settings.model_validate(overrides)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg']}"
+                             for err in e.errors())
+        print(f"sluice: invalid settings: {problems}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     repo = settings.model_repository
     if not repo.is_dir():
@@ -79,26 +87,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"  Retry with:  sluice build {' '.join(missing)} --repository {repo}",
                   file=sys.stderr)
             return 1
-    import uvicorn
-
     from server.app import create_app
+    from server.http_server import serve
+    from server.lifecycle import Lifecycle
 
     limit_tokenizer_threads(settings.tokenizer_threads)
 
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
-        timeout_keep_alive=30,
-    )
-    uvicorn.Server(config).run()
-    return 0
+    lifecycle = Lifecycle(shutdown_delay_s=settings.shutdown_delay_s)
+    return serve(create_app(settings, lifecycle), settings, lifecycle)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -164,6 +160,11 @@ def parser() -> argparse.ArgumentParser:
                    help="model repository folder (default: model_repository, or SLUICE_MODEL_REPOSITORY)")
     s.add_argument("--host", default=None, help="interface (default 0.0.0.0)")
     s.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    s.add_argument("--metrics-port", type=int, default=None,
+                   help="also serve /metrics on this port, e.g. 8002 (default 0: main port only)")
+    s.add_argument("--shutdown-delay-s", type=float, default=None,
+                   help="on SIGTERM, seconds to stay serving while readiness answers 503 "
+                        "before draining (default 5; SIGINT skips it)")
     s.add_argument("--models", default=None, help="comma-separated subset of models to serve")
     s.add_argument("--no-build", action="store_true",
                    help="never build missing default models (for your own repository)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     """Interface to listen on."""
     port: int = Field(default=8000, ge=0, le=65535)
     """HTTP port (0 picks a free one)."""
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    """Also serve ``/metrics`` on this port (like Triton's 8002), so a network policy can admit
+    the scrape alone; it keeps answering through the lame duck. 0: only on ``port``."""
     build_missing: bool = True
     """Build missing default models before serving (``sluice build``); off for your own repository."""
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
@@ -46,6 +49,11 @@ class Settings(BaseSettings):
     """Threads for tokenization and engine calls; 0 = 2 x instances + 2."""
     drain_timeout_s: float = Field(default=30.0, ge=0.0, le=3600.0)
     """On shutdown, how long queued and running requests may take to finish."""
+    shutdown_delay_s: float = Field(default=5.0, ge=0.0, le=600.0)
+    """On SIGTERM, how long readiness answers 503 while every request is still served (the lame
+    duck), before the listener closes and the drain starts: longer than the load balancer takes
+    to drop the endpoint. 0 drains at once; SIGINT always does. Orchestrators' grace period must
+    cover shutdown_delay_s + drain_timeout_s + 10 s."""
     log_level: str = "info"
     """uvicorn and sluice log level."""
     response_cache_size: int = Field(default=0, ge=0)
@@ -54,3 +62,10 @@ class Settings(BaseSettings):
     """One JSON line per HTTP request on the ``sluice.access`` logger (stdout, INFO): request id,
     route, model, version, status, stage times, batch size, client; never the body. Off: no
     per-request formatting (the request counter, ``X-Request-ID`` and ``Server-Timing`` stay)."""
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError(f"metrics_port: {self.metrics_port} is already the HTTP port; "
+                             "use another port, or 0 to serve /metrics on the HTTP port only")
+        return self

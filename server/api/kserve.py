@@ -56,9 +56,10 @@ def build_router(state: ServerState) -> APIRouter:
     async def live() -> Response:
         return _json({"live": True})
 
-    @router.get("/health/ready", summary="Readiness: 200 once every model is serving")
+    @router.get("/health/ready",
+                summary="Readiness: 200 once every model is serving, 503 from the shutdown signal")
     async def ready() -> Response:
-        ok = registry.is_ready() and not state.draining
+        ok = registry.is_ready() and state.lifecycle.ready
         return _json({"ready": ok}, 200 if ok else 503)
 
     def versions_of(name: str) -> list[str]:

@@ -16,8 +16,6 @@ GRACE_MARGIN_S = 5
 #: Settings the ConfigMap sets that land with branches being merged; the test fails once one of
 #: them exists in server/settings.py, so the entry is removed with the merge.
 PENDING_SETTINGS = {
-    "SLUICE_METRICS_PORT": "separate /metrics port (Triton's 8002)",
-    "SLUICE_SHUTDOWN_DELAY_S": "lame duck after SIGTERM",
     "SLUICE_DEVICE": "every model's engine device",
 }
 STARTUP_BUDGET_S = 300  # the slowest model load the startup probe must wait for
