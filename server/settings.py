@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engines.options import cuda_index
 from server.cpus import CGROUP_ROOT, PROC_SELF_CGROUP, available_cpus
 
 
@@ -34,6 +35,11 @@ class Settings(BaseSettings):
     """Interface to listen on."""
     port: int = Field(default=8000, ge=0, le=65535)
     """HTTP port (0 picks a free one)."""
+    device: str = ""
+    """Run every model on this device, whatever its config.yaml says: ``cpu``, ``cuda`` or
+    ``cuda:N``; empty keeps each model's own ``engine.device``. For one image on CPU and GPU
+    nodes. ONNX Runtime providers that belong to the other device are dropped, so the engine
+    picks the device's own (CUDA then CPU on ``cuda``)."""
     build_missing: bool = True
     """Build missing default models before serving (``sluice build``); off for your own repository."""
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
@@ -52,3 +58,10 @@ class Settings(BaseSettings):
     """uvicorn and sluice log level."""
     response_cache_size: int = Field(default=0, ge=0)
     """Entries in the per-model response cache for repeated inputs; 0 turns it off."""
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value:
+            cuda_index(value)  # a ValueError naming the accepted forms
+        return value
