@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.container.heavy import CHECK_ABSENT
 from tests.support.server_process import free_port, start_server
 from tests.support.tools import require
 
@@ -34,7 +35,6 @@ IMAGE = "localhost/sluice-test"
 MODEL = "airline-sentiment"
 TEXTS = ["my bag never arrived and nobody answers the phone", "great crew, thank you!",
          "is there wifi on the 7am to Denver?"]
-ABSENT = ("torch", "transformers", "onnx")
 READY_DEADLINE_S = 120.0
 
 
@@ -162,10 +162,7 @@ def assert_same_answers(got: list[list[dict[str, object]]],
 
 
 def assert_base_install_only(podman: Podman, cid: str) -> None:
-    check = ("import importlib.util, sys; "
-             f"found = [m for m in {ABSENT!r} if importlib.util.find_spec(m)]; "
-             "print(found); sys.exit(1 if found else 0)")
-    podman("exec", cid, "python3", "-c", check)
+    podman("exec", cid, "python3", "-c", CHECK_ABSENT)
 
 
 def test_image_config(podman: Podman, runtime_image: str) -> None:
