@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 REPOSITORY ?= model_repository
 MODELS ?=
 PYTEST_ARGS ?=
+# make image: runtime (CPU, mount /models), bundled (default models baked in) or all
+IMAGE_TARGET ?= runtime
 
-.PHONY: install serve test lint
+.PHONY: install serve test lint image
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +31,8 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check server engines pipeline loadtests tests
 	$(BIN)/mypy
+
+# Container images with podman, no registry needed (docker/build-local.sh says what it does);
+# e.g. make image IMAGE_TARGET=bundled BUILD_PROFILE=smoke
+image:
+	bash docker/build-local.sh $(IMAGE_TARGET)

@@ -23,7 +23,7 @@ import onnxruntime as ort
 
 from engines.base import DATATYPE_TO_NUMPY, EngineSpec, TensorSpec
 from engines.errors import ArtifactError, BackendUnavailable, InferenceError
-from engines.options import UnsupportedSetting, check_options, cuda_index
+from engines.options import GPU_PROVIDERS, UnsupportedSetting, check_options, cuda_index
 from engines.warmup import warmup_batches
 
 KNOWN_OPTIONS = ("graph_optimization_level", "allow_spinning")
@@ -52,8 +52,6 @@ _OPTIMIZATION_LEVELS = {
     "layout": "ORT_ENABLE_LAYOUT",
     "all": "ORT_ENABLE_ALL",
 }
-
-_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 def _session_options(spec: EngineSpec) -> ort.SessionOptions:
@@ -88,14 +86,14 @@ def _providers(spec: EngineSpec) -> list[str | tuple[str, dict[str, Any]]]:
     if missing:
         hint = (
             "install the GPU build with pip install 'sluice[gpu]' (and uninstall onnxruntime)"
-            if any(n in _GPU_PROVIDERS for n in missing)
+            if any(n in GPU_PROVIDERS for n in missing)
             else "check the provider names"
         )
         raise BackendUnavailable(
             f"ONNX Runtime here lacks {missing} (available: {available}); {hint}"
         )
     return [
-        (n, {"device_id": index}) if index is not None and n in _GPU_PROVIDERS else n
+        (n, {"device_id": index}) if index is not None and n in GPU_PROVIDERS else n
         for n in names
     ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from engines.errors import EngineError
@@ -34,3 +34,20 @@ def cuda_index(device: str) -> int | None:
     if prefix == "cuda" and index.isdigit():
         return int(index)
     raise UnsupportedSetting(f"device must be cpu, cuda or cuda:N, got '{device}'")
+
+
+#: ONNX Runtime execution providers that run on an NVIDIA GPU.
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def providers_for_device(device: str, providers: Sequence[str]) -> tuple[str, ...]:
+    """ONNX Runtime providers for ``providers`` moved to ``device``.
+
+    A list that already runs where ``device`` says (a GPU provider for ``cuda``, none for
+    ``cpu``) is kept; one that would run elsewhere becomes ``()``, the engine's default for the
+    device (CUDA then CPU on ``cuda``, CPU on ``cpu``).
+    """
+    on_gpu = cuda_index(device) is not None
+    if any(p in GPU_PROVIDERS for p in providers) == on_gpu:
+        return tuple(providers)
+    return ()

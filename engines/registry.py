@@ -29,7 +29,11 @@ BACKENDS: dict[str, _Backend] = {
         "onnxruntime",
         "pip install onnxruntime (CPU) or pip install 'sluice[gpu]' (CUDA; not both)",
     ),
-    "torch": _Backend("engines.torch_engine", "torch", "pip install torch==2.13.0"),
+    "torch": _Backend(
+        "engines.torch_engine",
+        "torch",
+        "pip install torch==2.13.0 'sluice[torch]' (torch pinned: unpinned, PyPI's is the CUDA build)",
+    ),
     "tensorrt": _Backend(
         "engines.tensorrt_engine", "tensorrt", "pip install 'sluice[tensorrt]' (needs a GPU)"
     ),

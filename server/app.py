@@ -49,6 +49,7 @@ def build_state(settings: Settings, lifecycle: Lifecycle | None = None) -> Serve
         only=settings.models,
         drain_timeout_s=settings.drain_timeout_s,
         response_cache_size=settings.response_cache_size,
+        device=settings.device,
     )
     return ServerState(
         settings=settings, metrics=metrics, executor=executor, registry=registry,

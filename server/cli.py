@@ -40,13 +40,58 @@ def _default_models_to_build(repository: Path, only: Sequence[str]) -> list[str]
     return missing_models(repository, wanted) if wanted else []
 
 
+def _build_missing(repo: Path, only: Sequence[str]) -> int:
+    """Build the default models that are not built yet (``sluice serve`` without --no-build)."""
+    from pipeline.errors import BuildError
+    from pipeline.requirements import check_build_libraries
+
+    missing = _default_models_to_build(repo, only)
+    if not missing:
+        return 0
+    try:
+        check_build_libraries()
+    except BuildError as e:
+        print(f"sluice: default models not built yet: {', '.join(missing)}; {e}\n"
+              f"  Or build them elsewhere and serve the repository with --no-build.",
+              file=sys.stderr)
+        return 2
+    from pipeline.build import build
+
+    print(f"sluice: building missing default models first: {', '.join(missing)}", file=sys.stderr)
+    try:
+        build(missing, repo, profile="full", progress=True)
+    except BuildError as e:
+        print(f"sluice: building {', '.join(missing)} failed: {e}\n"
+              f"  Retry with:  sluice build {' '.join(missing)} --repository {repo}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _nothing_to_serve(repo: Path, only: Sequence[str]) -> list[str]:
+    """With --no-build (and without the pipeline): the models to serve when not one of them has
+    a version folder on disk, i.e. a repository that was never built; else []."""
+    from server.repository.loader import available_versions, list_model_folders
+
+    try:
+        folders = list_model_folders(repo)
+    except ConfigError:
+        return []
+    if only:
+        folders = [f for f in folders if f.name in only]
+    if folders and not any(available_versions(f) for f in folders):
+        return [f.name for f in folders]
+    return []
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from server.settings import Settings
 
     overrides: dict[str, object] = {}
-    for key in ("model_repository", "host", "port", "metrics_port", "shutdown_delay_s", "log_level"):
+    for key in ("model_repository", "host", "port", "metrics_port", "shutdown_delay_s", "log_level",
+                "device"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.models is not None:
@@ -65,28 +110,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not repo.is_dir():
         print(f"sluice: model repository '{repo}' does not exist", file=sys.stderr)
         return 2
-    missing = _default_models_to_build(repo, settings.models)
-    if missing:
-        if not settings.build_missing:
+    if settings.build_missing:
+        status = _build_missing(repo, settings.models)
+        if status:
+            return status
+    else:
+        unbuilt = _nothing_to_serve(repo, settings.models)
+        if unbuilt:
             print(
-                f"sluice: default models not built yet: {', '.join(missing)}.\n"
-                f"  Build them with:  sluice build {' '.join(missing)} --repository {repo}\n"
-                f"  (or serve without --no-build to build them first)",
+                f"sluice: nothing to serve: no version folder in {', '.join(unbuilt)} ({repo}).\n"
+                f"  Default models are built with:  sluice build {' '.join(unbuilt)} --repository {repo}\n"
+                f"  (needs the build extra; or serve without --no-build to build them first)",
                 file=sys.stderr,
             )
             return 2
-        from pipeline.build import build
-        from pipeline.errors import BuildError
-
-        print(f"sluice: building missing default models first: {', '.join(missing)}",
-              file=sys.stderr)
-        try:
-            build(missing, repo, profile="full", progress=True)
-        except BuildError as e:
-            print(f"sluice: building {', '.join(missing)} failed: {e}\n"
-                  f"  Retry with:  sluice build {' '.join(missing)} --repository {repo}",
-                  file=sys.stderr)
-            return 1
     from server.app import create_app
     from server.http_server import serve
     from server.lifecycle import Lifecycle
@@ -130,11 +167,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from pipeline.build import build
     from pipeline.errors import BuildError
+    from pipeline.requirements import check_build_libraries
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
+        check_build_libraries()
+        from pipeline.build import build
+
         written = build(args.models or None, Path(args.repository), profile=args.profile,
                         force=args.force, progress=True)
     except BuildError as e:
@@ -168,6 +208,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--models", default=None, help="comma-separated subset of models to serve")
     s.add_argument("--no-build", action="store_true",
                    help="never build missing default models (for your own repository)")
+    s.add_argument("--device", default=None,
+                   help="run every model on this device (cpu, cuda, cuda:N), whatever its "
+                   "config.yaml says (default: each config's own; SLUICE_DEVICE)")
     s.add_argument("--log-level", default=None, help="debug, info, warning, error")
     s.set_defaults(func=cmd_serve)
 

@@ -5,19 +5,21 @@ Read once, when the server starts (never at import time).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engines.options import cuda_index
+from server.cpus import CGROUP_ROOT, PROC_SELF_CGROUP, available_cpus
 
-def default_threads() -> int:
-    """Cores this process may use (the cgroup/affinity view, not the host's)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+
+def default_threads(
+    cgroup_root: Path = CGROUP_ROOT, proc_self_cgroup: Path = PROC_SELF_CGROUP
+) -> int:
+    """CPUs this process may use: min(affinity mask, cgroup v2 ``cpu.max`` / v1 CFS quota,
+    rounded up). In a pod that is its CPU limit, not the node's cores."""
+    return available_cpus(cgroup_root, proc_self_cgroup)
 
 
 class Settings(BaseSettings):
@@ -36,12 +38,18 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Also serve ``/metrics`` on this port (like Triton's 8002), so a network policy can admit
     the scrape alone; it keeps answering through the lame duck. 0: only on ``port``."""
+    device: str = ""
+    """Run every model on this device, whatever its config.yaml says: ``cpu``, ``cuda`` or
+    ``cuda:N``; empty keeps each model's own ``engine.device``. For one image on CPU and GPU
+    nodes. ONNX Runtime providers that belong to the other device are dropped, so the engine
+    picks the device's own (CUDA then CPU on ``cuda``)."""
     build_missing: bool = True
     """Build missing default models before serving (``sluice build``); off for your own repository."""
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Largest request body accepted; larger bodies get 413."""
     engine_threads: int = Field(default=0, ge=0, le=256)
-    """Intra-op threads per engine instance when a model's config says 0; 0 derives it from the cores."""
+    """Intra-op threads per engine instance when a model's config says 0; 0 derives it from the
+    CPUs this process may use (``default_threads``: the affinity mask and the cgroup CPU limit)."""
     tokenizer_threads: int = Field(default=1, ge=1, le=256)
     """Threads one batch's tokenization may use. 1 keeps it on its worker thread, so it overlaps
     the engine's compute without taking the engine's cores (short texts tokenize in ~40 us each)."""
@@ -69,3 +77,10 @@ class Settings(BaseSettings):
             raise ValueError(f"metrics_port: {self.metrics_port} is already the HTTP port; "
                              "use another port, or 0 to serve /metrics on the HTTP port only")
         return self
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value:
+            cuda_index(value)  # a ValueError naming the accepted forms
+        return value

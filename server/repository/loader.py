@@ -16,6 +16,7 @@ from typing import Any
 
 from engines.base import Engine, EngineSpec, TensorSpec
 from engines.errors import EngineError
+from engines.options import providers_for_device
 from engines.registry import load_engine
 from server.cache import ResponseCache
 from server.errors import ConfigError
@@ -97,6 +98,21 @@ def select_versions(folder: Path, config: ModelConfig) -> list[int]:
         if missing:
             raise ConfigError(f"{folder}: version_policy.specific: versions {missing} not on disk")
     return chosen
+
+
+def with_device(config: ModelConfig, device: str) -> ModelConfig:
+    """``config`` moved to ``device`` (the deploy-time ``SLUICE_DEVICE``); "" leaves it as it is.
+
+    ONNX Runtime providers meant for the other device are dropped (see
+    :func:`engines.options.providers_for_device`), so a CPU config runs on CUDA and back.
+    """
+    if not device or device == config.engine.device:
+        return config
+    engine = config.engine.model_copy(
+        update={"device": device,
+                "providers": providers_for_device(device, config.engine.providers)}
+    )
+    return config.model_copy(update={"engine": engine})
 
 
 def _engine_spec(config: ModelConfig, version_dir: Path, threads: int) -> EngineSpec:

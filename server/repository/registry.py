@@ -21,6 +21,7 @@ from server.repository.loader import (
     load_version,
     read_config,
     select_versions,
+    with_device,
 )
 
 log = logging.getLogger("sluice.repository")
@@ -53,6 +54,7 @@ class ModelRegistry:
         only: Sequence[str] = (),
         drain_timeout_s: float = 30.0,
         response_cache_size: int = 0,
+        device: str = "",
     ) -> None:
         self.repository = repository
         self._metrics = metrics
@@ -61,6 +63,7 @@ class ModelRegistry:
         self._only = tuple(only)
         self._drain_timeout_s = drain_timeout_s
         self._response_cache_size = response_cache_size
+        self._device = device
         self._entries: dict[str, ModelEntry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.startup_complete = False
@@ -129,7 +132,7 @@ class ModelRegistry:
             try:
                 if not (folder / "config.yaml").is_file():
                     raise ModelNotFound(f"model '{name}' is not in the repository")
-                config = read_config(folder)
+                config = with_device(read_config(folder), self._device)
                 wanted = select_versions(folder, config)
                 entry.state, entry.reason = "LOADING", ""
                 loaded = await asyncio.gather(

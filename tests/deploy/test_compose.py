@@ -17,9 +17,6 @@ from tests.deploy.manifests import REPO, SCHEMAS
 COMPOSE = REPO / "docker" / "compose.yaml"
 #: Files compose refers to that land with branches being merged (the Dockerfile is written on
 #: the image branch); the test fails once one exists, so the entry goes with the merge.
-PENDING_FILES = {"docker/Dockerfile"}
-
-
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
@@ -69,9 +66,7 @@ def test_referenced_files_exist(compose: dict[str, Any]) -> None:
     for service in compose["services"].values():
         paths += [host for host, _ in _bind_mounts(service).values()]
     missing = {str(p.relative_to(REPO)) for p in paths if not p.exists()}
-    assert missing <= PENDING_FILES, f"compose mounts what the repository lacks: {missing - PENDING_FILES}"
-    landed = {f for f in PENDING_FILES if (REPO / f).exists()}
-    assert not landed, f"{landed} exist now: remove them from PENDING_FILES"
+    assert not missing, f"compose mounts what the repository lacks: {missing}"
 
 
 def test_prometheus_scrapes_sluice_and_loads_the_rules(compose: dict[str, Any]) -> None:

