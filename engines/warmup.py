@@ -7,11 +7,12 @@ will see and at a short and a long sequence.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from engines.base import DATATYPE_TO_NUMPY, TensorSpec
+from engines.base import DATATYPE_TO_NUMPY, Engine, TensorSpec
 
 TEXT_INPUT_NAMES = frozenset({"input_ids", "attention_mask", "token_type_ids"})
 SHORT_SEQUENCE = 16
@@ -56,3 +57,22 @@ def warmup_batches(
             batch = max(1, min(batch, WARMUP_MAX_TOKENS // sequence))
             batches.append(text_batch(inputs, batch, sequence))
     return batches
+
+
+def timed_warmup(engine: Engine, max_batch_size: int, max_length: int) -> list[tuple[int, int, float]]:
+    """Run the warm-up batches once more on a warmed-up ``engine`` and time each.
+
+    Returns ``(items, padded_tokens, seconds)`` per batch (padded tokens: rows x sequence for a
+    text model, 0 otherwise): what a warm batch of that shape costs, the first figures of the
+    server's latency model before any request was served.
+    """
+    text = is_text_model(engine.inputs)
+    timings = []
+    for batch in warmup_batches(engine.inputs, max_batch_size, max_length):
+        first = next(iter(batch.values()))
+        rows = int(first.shape[0]) if first.ndim else 1
+        tokens = rows * int(first.shape[1]) if text else 0
+        started = time.perf_counter()
+        engine.run(batch)
+        timings.append((rows, tokens, time.perf_counter() - started))
+    return timings

@@ -7,6 +7,7 @@ SluiceError
 ├── ModelNotFound          no such model or version
 ├── ModelNotReady          the model exists but is not (or no longer) serving
 ├── QueueFull              the model's queue is full; retry later
+│   └── DeadlineUnreachable  the queue ahead cannot drain before the request's deadline
 ├── DeadlineExceeded       the request's deadline passed before it could be computed
 ├── RequestCancelled       the client went away; the request was dropped before compute
 └── InferenceFailed        the engine raised, or returned the wrong number of results
@@ -47,8 +48,13 @@ class QueueFull(SluiceError):
         self.retry_after_s = retry_after_s
 
 
+class DeadlineUnreachable(QueueFull):
+    """The work queued ahead of a request cannot finish before its deadline; retry later."""
+
+
 class DeadlineExceeded(SluiceError):
-    """The request's deadline passed before its batch ran."""
+    """The request's deadline passed (queued, or while its batch computed), or it is shorter
+    than the model's batch could ever take."""
 
 
 class RequestCancelled(SluiceError):

@@ -40,6 +40,11 @@ class Prediction:
     score: float
 
 
+def _check_priority(model: ModelVersion, priority: int, field: str) -> None:
+    """``InvalidInput`` naming ``field`` unless ``priority`` is within 0..priority_levels."""
+    model.batcher.policy.priorities.level_of(priority, field, model.name)
+
+
 def _served_by(model: ModelVersion) -> ModelVersion:
     timings = REQUEST_TIMINGS.get()
     if timings is not None:
@@ -62,14 +67,15 @@ class InferenceService:
             )
 
     async def _probabilities(
-        self, model: ModelVersion, texts: tuple[str, ...], timeout_us: int | None
+        self, model: ModelVersion, texts: tuple[str, ...], timeout_us: int | None,
+        priority: int = 0,
     ) -> np.ndarray:
         cache = model.cache
         if cache is None:
-            return await self._compute(model, texts, timeout_us)
+            return await self._compute(model, texts, timeout_us, priority)
 
         async def compute(missing: tuple[str, ...]) -> np.ndarray:
-            return await self._compute(model, missing, timeout_us)
+            return await self._compute(model, missing, timeout_us, priority)
 
         probabilities, hits = await cache.probabilities(texts, compute)
         model.observer.cache_hits.inc(hits)
@@ -77,11 +83,13 @@ class InferenceService:
         return probabilities
 
     async def _compute(
-        self, model: ModelVersion, texts: tuple[str, ...], timeout_us: int | None
+        self, model: ModelVersion, texts: tuple[str, ...], timeout_us: int | None,
+        priority: int = 0,
     ) -> np.ndarray:
         cost = max(estimate_tokens(t, model.config.max_length) for t in texts)
         result: np.ndarray = await model.batcher.submit(
-            texts, items=len(texts), cost=cost, timeout_us=timeout_us, timings=REQUEST_TIMINGS.get()
+            texts, items=len(texts), cost=cost, timeout_us=timeout_us, timings=REQUEST_TIMINGS.get(),
+            priority=priority,
         )
         return result
 
@@ -92,15 +100,17 @@ class InferenceService:
         texts: Sequence[str],
         top_k: int,
         timeout_us: int | None = None,
+        priority: int = 0,
     ) -> tuple[ModelVersion, list[list[Prediction]]]:
         model = _served_by(self.registry.get(name, version))
         if not model.is_text:
             raise InvalidInput(f"model '{name}' is a tensor model; use /v2/models/{name}/infer")
         self._check_texts(model, texts, "inputs")
+        _check_priority(model, priority, "priority")
         labels = model.config.labels
         if not 1 <= top_k <= len(labels):
             raise InvalidInput(f"top_k: must be within 1..{len(labels)} (the model's classes)")
-        probabilities = await self._probabilities(model, tuple(texts), timeout_us)
+        probabilities = await self._probabilities(model, tuple(texts), timeout_us, priority)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
         predictions = [
             [Prediction(labels[j], float(row[j])) for j in idx]
@@ -111,23 +121,26 @@ class InferenceService:
     async def infer(self, name: str, version: str | None, request: InferRequest) -> EncodedResponse:
         model = _served_by(self.registry.get(name, version))
         timeout_us = request.timeout_us
+        priority = request.priority or 0
+        _check_priority(model, priority, "parameters.priority")
         if model.is_text:
             texts = texts_from_request(request, model.inputs[0].name)
             self._check_texts(model, texts, f"inputs ('{model.inputs[0].name}')")
-            probabilities = await self._probabilities(model, texts, timeout_us)
+            probabilities = await self._probabilities(model, texts, timeout_us, priority)
             labels = model.config.labels
             best = probabilities.argmax(axis=1)
             label_array = np.array([labels[j].encode() for j in best], dtype=object)
             tensors = {"probabilities": ("FP32", probabilities), "label": ("BYTES", label_array)}
         else:
-            tensors = await self._infer_tensor(model, request, timeout_us)
+            tensors = await self._infer_tensor(model, request, timeout_us, priority)
         return encode_response(
             model_name=model.name, model_version=str(model.version), request=request,
             tensors=tensors, labels=model.config.labels,
         )
 
     async def _infer_tensor(
-        self, model: ModelVersion, request: InferRequest, timeout_us: int | None
+        self, model: ModelVersion, request: InferRequest, timeout_us: int | None,
+        priority: int = 0,
     ) -> dict[str, tuple[str, np.ndarray]]:
         expected = {spec.name: spec for spec in model.inputs}
         given = set(request.inputs)
@@ -157,7 +170,7 @@ class InferenceService:
             )
         outputs: dict[str, np.ndarray] = await model.batcher.submit(
             dict(request.inputs), items=rows, cost=1, timeout_us=timeout_us,
-            timings=REQUEST_TIMINGS.get(),
+            timings=REQUEST_TIMINGS.get(), priority=priority,
         )
         # The array's own dtype names it: a declared name could disagree with what the engine
         # returned, and the binary extension must describe the bytes that are actually sent.

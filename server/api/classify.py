@@ -21,6 +21,8 @@ class ClassifyRequest(BaseModel):
                               "model's max_inputs_per_request (default 64).")
     top_k: int = Field(default=1, ge=1, description="Labels to return per text, best first.")
     timeout_us: int | None = Field(default=None, ge=0, description="Deadline in microseconds.")
+    priority: int = Field(default=0, ge=0, description="Priority level: 1 is the highest, up "
+                          "to the model's priority_levels; 0 means the model's default level.")
 
     model_config = {"json_schema_extra": {"examples": [
         {"inputs": ["my bag never arrived", "great crew, thank you!"], "top_k": 2}
@@ -38,14 +40,14 @@ class ClassifyResponse(BaseModel):
     predictions: list[list[Label]] = Field(description="One list per input text, in order.")
 
 
-def _parse(body: bytes) -> tuple[list[str], int, int | None]:
+def _parse(body: bytes) -> tuple[list[str], int, int | None, int]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise InvalidInput(f"body: not valid JSON: {e}") from e
     if not isinstance(doc, dict):
         raise InvalidInput("body: must be a JSON object with 'inputs'")
-    unknown = set(doc) - {"inputs", "top_k", "timeout_us"}
+    unknown = set(doc) - {"inputs", "top_k", "timeout_us", "priority"}
     if unknown:
         raise InvalidInput(f"body: unknown fields {sorted(unknown)}")
     texts = doc.get("inputs")
@@ -62,7 +64,11 @@ def _parse(body: bytes) -> tuple[list[str], int, int | None]:
     timeout = doc.get("timeout_us")
     if timeout is not None and (not isinstance(timeout, int) or timeout < 0):
         raise InvalidInput("timeout_us: must be a non-negative integer")
-    return texts, top_k, timeout or None
+    priority = doc.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool) or priority < 0:
+        raise InvalidInput("priority: must be an integer within 0..priority_levels (1 is the "
+                           "highest, 0 the model's default level)")
+    return texts, top_k, timeout or None, priority
 
 
 def build_router(state: ServerState) -> APIRouter:
@@ -80,10 +86,10 @@ def build_router(state: ServerState) -> APIRouter:
         if state.draining:
             raise ModelNotReady("server is shutting down")
         body = await read_body(request, state.settings.max_request_bytes)
-        texts, top_k, timeout = _parse(body)
+        texts, top_k, timeout, priority = _parse(body)
         version = request.query_params.get("version")
         loaded, predictions = await unless_disconnected(
-            request, state.service.classify(model, version, texts, top_k, timeout)
+            request, state.service.classify(model, version, texts, top_k, timeout, priority)
         )
         doc = {
             "model_name": loaded.name,

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from server.errors import (
     ConfigError,
     DeadlineExceeded,
+    DeadlineUnreachable,
     InferenceFailed,
     InvalidInput,
     ModelNotFound,
@@ -28,6 +29,7 @@ STATUS: tuple[tuple[type[SluiceError], int], ...] = (
     (PayloadTooLarge, 413),
     (InvalidInput, 400),
     (ModelNotFound, 404),
+    (DeadlineUnreachable, 429),
     (QueueFull, 429),
     (ModelNotReady, 503),
     (DeadlineExceeded, 504),

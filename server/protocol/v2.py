@@ -38,6 +38,8 @@ class InferRequest:
     binary_output: bool
     timeout_us: int | None
     parameters: dict[str, Any] = field(default_factory=dict)
+    priority: int | None = None
+    """``parameters.priority``: 1 (highest) .. the model's priority_levels; 0 or None: default."""
 
 
 def _field(where: str, message: str) -> InvalidInput:
@@ -192,6 +194,11 @@ def decode_request(body: bytes, header_length: int | None) -> InferRequest:
     if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)
                                 or timeout < 0):
         raise _field("parameters.timeout", "must be a non-negative integer (microseconds)")
+    priority = params.get("priority")
+    if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)
+                                 or priority < 0):
+        raise _field("parameters.priority", "must be an integer within 0..priority_levels "
+                     "(1 is the highest, 0 the model's default level)")
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise _field("id", "must be a string")
@@ -203,6 +210,7 @@ def decode_request(body: bytes, header_length: int | None) -> InferRequest:
         binary_output=bool(params.get("binary_data_output", False)),
         timeout_us=timeout or None,
         parameters=params,
+        priority=priority,
     )
 
 

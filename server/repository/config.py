@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from server.errors import ConfigError
+from server.scheduler.priority import MAX_PRIORITY_LEVELS
 
 Backend = Literal["onnxruntime", "torch", "tensorrt"]
 Task = Literal["text-classification", "tensor"]
@@ -60,6 +61,21 @@ class EngineConfig(_Strict):
     """Backend-specific options passed through unchanged."""
 
 
+class QueuePolicyConfig(_Strict):
+    """The queue policy of one priority level (Triton's ``ModelQueuePolicy`` names)."""
+
+    max_queue_size: int = Field(default=0, ge=0)
+    """Most items waiting at this level (429 beyond); 0: only ``batching.max_queue_size``."""
+    default_timeout_microseconds: int | None = Field(default=None, ge=0)
+    """Deadline of this level's requests that set none; 0: none; unset: ``default_timeout_us``."""
+    allow_timeout_override: bool = True
+    """A request's own timeout applies when shorter than the default (Triton's rule; Triton's
+    default is false); false: the default always applies."""
+    timeout_action: Literal["REJECT", "DELAY"] = "REJECT"
+    """REJECT: 504 at the deadline, also while computing. DELAY: the deadline is soft; the
+    request moves behind its level's requests and is computed later."""
+
+
 class BatchingConfig(_Strict):
     """Dynamic batching, in Triton's vocabulary."""
 
@@ -78,6 +94,14 @@ class BatchingConfig(_Strict):
     sub_batch_tokens: int = Field(default=0, ge=0)
     """Text models: run a formed batch as length-sorted engine calls of at most this many
     padded tokens each (0: one call). Cuts padding on CPUs; leave 0 on GPUs."""
+    priority_levels: int = Field(default=0, ge=0, le=MAX_PRIORITY_LEVELS)
+    """Triton's priority levels: 0 is off; N gives levels 1 (the highest) .. N, served in order."""
+    default_priority_level: int = Field(default=0, ge=0)
+    """Level of requests that set priority 0 or none; must be within 1..N when N > 0."""
+    default_queue_policy: QueuePolicyConfig | None = None
+    """Queue policy of the levels without their own entry in ``priority_queue_policy``."""
+    priority_queue_policy: dict[int, QueuePolicyConfig] = Field(default_factory=dict)
+    """Queue policy per level (1..N)."""
 
     @model_validator(mode="after")
     def _preferred_within_max(self) -> BatchingConfig:
@@ -87,6 +111,22 @@ class BatchingConfig(_Strict):
                     f"preferred_batch_sizes entry {size} must be within 1..max_batch_size "
                     f"({self.max_batch_size})"
                 )
+        levels = self.priority_levels
+        if levels == 0 and (self.default_priority_level or self.priority_queue_policy):
+            raise ValueError("default_priority_level and priority_queue_policy need priority_levels > 0")
+        if levels > 0 and not 1 <= self.default_priority_level <= levels:
+            raise ValueError(f"default_priority_level must be within 1..{levels} (priority_levels)")
+        for level in self.priority_queue_policy:
+            if not 1 <= level <= levels:
+                raise ValueError(f"priority_queue_policy: level {level} must be within 1..{levels} "
+                                 "(priority_levels)")
+        policies = {f"priority_queue_policy.{k}": p for k, p in self.priority_queue_policy.items()}
+        if self.default_queue_policy is not None:
+            policies["default_queue_policy"] = self.default_queue_policy
+        for where, policy in policies.items():
+            if policy.max_queue_size > self.max_queue_size:
+                raise ValueError(f"{where}.max_queue_size {policy.max_queue_size} exceeds "
+                                 f"max_queue_size {self.max_queue_size} (the model's total)")
         return self
 
 

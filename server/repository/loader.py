@@ -18,6 +18,7 @@ from engines.base import Engine, EngineSpec, TensorSpec
 from engines.errors import EngineError
 from engines.options import providers_for_device
 from engines.registry import load_engine
+from engines.warmup import timed_warmup
 from server.cache import ResponseCache
 from server.errors import ConfigError
 from server.inference.tensor import TensorHandler
@@ -25,6 +26,7 @@ from server.inference.text import TextClassificationHandler
 from server.metrics import Metrics, ModelObserver
 from server.repository.config import ModelConfig, load_model_config
 from server.scheduler import Batcher, BatchPolicy
+from server.scheduler.latency import MeasuredLatency
 
 log = logging.getLogger("sluice.repository")
 
@@ -207,10 +209,19 @@ async def load_version(
         )
     except EngineError as e:
         raise ConfigError(f"{version_dir}: engine {config.engine.backend}: {e}") from e
+    try:  # the latency model's first figures: warm batches of the warm-up shapes
+        warm = await loop.run_in_executor(
+            None, timed_warmup, engines[0], config.batching.max_batch_size, config.max_length
+        )
+    except Exception:
+        for engine in engines:
+            engine.close()
+        raise
     observer = metrics.observer(name, str(version))
     policy = BatchPolicy.from_config(config.batching, config.engine.instance_count)
     batcher: Batcher[Any, Any] = Batcher(
-        handler, policy, name=f"{name}/{version}", observer=observer, executor=executor
+        handler, policy, name=f"{name}/{version}", observer=observer, executor=executor,
+        latency=MeasuredLatency.from_warmup(warm),
     )
     await batcher.start()
     inputs, outputs = _tensor_specs(config, engines[0])

@@ -10,9 +10,14 @@ Flow, all on the event loop except the two worker-thread calls::
   queue, so one batch is prepared (tokenized) while the instances execute, and everything else
   stays queued where it can still be grouped, time out or be cancelled. Which requests go and
   when is decided by :mod:`server.scheduler.forming`.
-- Deadlines are timers: a request whose deadline passes before its batch starts computing is
-  answered ``DeadlineExceeded`` at once, and is filtered out of its batch (which is prepared
-  again without it) if it was already taken from the queue.
+- Deadlines are timers: a request whose deadline passes is answered ``DeadlineExceeded`` at
+  once: while queued; filtered out of its batch (which is prepared again without it) if it was
+  already taken from the queue; or while its batch computes, whose late result for it is then
+  dropped. A level whose queue policy says ``DELAY`` moves the request behind instead.
+- Priorities (:mod:`server.scheduler.priority`): the queue is kept in level order, so batches
+  take higher levels first. Admission (:mod:`server.scheduler.admission`) refuses at once a
+  request that the :mod:`~server.scheduler.latency` model says cannot meet its deadline behind
+  the work ahead of it, and sizes ``Retry-After``; every executed batch feeds that model.
 - Every accepted request is answered exactly once, through ``_succeed`` / ``_fail``, which do
   nothing for a request already answered; a failing batch fails only its own requests.
 """
@@ -38,11 +43,14 @@ from server.errors import (
     QueueFull,
     SluiceError,
 )
+from server.scheduler.admission import Admission
 from server.scheduler.clock import Clock, MonotonicClock, TimerHandle
 from server.scheduler.forming import may_be_ready, ready_to_go, select, window_size
 from server.scheduler.handler import BatchHandler, PreparedBatch
+from server.scheduler.latency import LatencyModel, MeasuredLatency
 from server.scheduler.observer import BatchObserver, NullObserver
 from server.scheduler.policy import BatchPolicy
+from server.scheduler.priority import LevelQueue, rank, request_timeout_us
 from server.scheduler.timings import Timings
 
 __all__ = ["BatchHandler", "BatchObserver", "Batcher", "NullObserver", "PreparedBatch", "Timings"]
@@ -53,20 +61,19 @@ P = TypeVar("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-_THROUGHPUT_SMOOTHING = 0.2
-_RETRY_AFTER_BOUNDS_S = (0.01, 60.0)
-
 
 class _Request(Generic[P, R]):
     __slots__ = (
         "computing",
         "cost",
         "deadline",
+        "delayed",
         "dequeued_at",
         "enqueued_at",
         "finished",
         "future",
         "items",
+        "level",
         "payload",
         "queued",
         "seq",
@@ -100,6 +107,8 @@ class _Request(Generic[P, R]):
         self.computing = False
         self.finished = False
         self.timings = timings
+        self.level = 1  # priority level, 1 the highest
+        self.delayed = False  # its soft deadline passed (DELAY): behind its level
 
 
 _State = Literal["new", "running", "stopping", "stopped"]
@@ -117,6 +126,7 @@ class Batcher(Generic[P, R]):
         clock: Clock | None = None,
         observer: BatchObserver | None = None,
         executor: concurrent.futures.Executor | None = None,
+        latency: LatencyModel | None = None,
     ) -> None:
         self._handler = handler
         self._policy = policy
@@ -126,7 +136,8 @@ class Batcher(Generic[P, R]):
         self._executor = executor
         self._owns_executor = executor is None
         self._state: _State = "new"
-        self._queue: dict[int, _Request[P, R]] = {}  # insertion order: oldest first
+        # batch order: priority level, then (within a level) not delayed first, then oldest first
+        self._queue: LevelQueue[_Request[P, R]] = LevelQueue(policy.priorities.count)
         self._live: dict[int, _Request[P, R]] = {}  # accepted and not yet answered
         self._seq = itertools.count()
         self._pending_items = 0
@@ -145,7 +156,8 @@ class Batcher(Generic[P, R]):
         self._former: asyncio.Task[None] | None = None
         self._delay_timer: TimerHandle | None = None
         self._delay_deadline: float | None = None
-        self._items_per_s: float | None = None  # one instance's smoothed throughput
+        self._admission = Admission(policy, latency or MeasuredLatency(), self._name)
+        self._backlog = self._admission.backlog  # expected compute of the batches out of the queue
 
     # -- public surface ------------------------------------------------------------------------
 
@@ -171,6 +183,11 @@ class Batcher(Generic[P, R]):
     def pending_requests(self) -> int:
         """Requests waiting in the queue (not yet in a batch)."""
         return len(self._queue)
+
+    @property
+    def latency(self) -> LatencyModel:
+        """The latency model admission consults and every executed batch feeds."""
+        return self._admission.latency
 
     @property
     def batches_in_flight(self) -> int:
@@ -200,10 +217,12 @@ class Batcher(Generic[P, R]):
         cost: int = 1,
         timeout_us: int | None = None,
         timings: Timings | None = None,
+        priority: int = 0,
     ) -> asyncio.Future[R]:
         """Queue a request and return the future of its result (see :meth:`submit`).
 
-        Refusals (``QueueFull``, ``ModelNotReady``, ``InvalidInput``) are raised here, at once.
+        Refusals (``QueueFull`` and its ``DeadlineUnreachable``, ``DeadlineExceeded`` for a
+        deadline no batch could meet, ``ModelNotReady``, ``InvalidInput``) are raised here, at once.
         Cancelling the returned future drops the request like a cancelled :meth:`submit`.
         """
         policy = self._policy
@@ -213,6 +232,7 @@ class Batcher(Generic[P, R]):
             raise InvalidInput(f"cost must be at least 0, got {cost}")
         if timeout_us is not None and timeout_us < 0:
             raise InvalidInput(f"timeout must be at least 0 microseconds, got {timeout_us}")
+        level = policy.priorities.level_of(priority, model=self._name)
         if self._state != "running":
             self._observer.request_finished("rejected", items, 0.0, 0.0)
             raise ModelNotReady(f"model '{self._name}' is not serving (scheduler {self._state})")
@@ -228,11 +248,19 @@ class Batcher(Generic[P, R]):
                 f"{policy.max_queue_size} items waiting)",
                 retry_after_s=self._retry_after_s(),
             )
+        queue_policy = policy.priorities.queue_policy(level)
+        timeout = request_timeout_us(queue_policy, timeout_us, policy.default_timeout_us)
+        soft = queue_policy is not None and queue_policy.timeout_action == "DELAY"
+        if queue_policy is not None and queue_policy.max_queue_size:
+            self._admit_level(level, items, queue_policy.max_queue_size)
+        if timeout > 0 and not soft:
+            self._admit_deadline(level, items, cost, timeout)
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        timeout = policy.default_timeout_us if timeout_us is None else timeout_us
         request = _Request(
-            next(self._seq), payload, items, cost, future, self._clock.now(), timeout, timings
+            next(self._seq), payload, items, cost, future, self._clock.now(),
+            0 if soft else timeout, timings,
         )
+        request.level = level
         self._queue[request.seq] = request
         self._live[request.seq] = request
         self._pending_items += items
@@ -240,6 +268,10 @@ class Batcher(Generic[P, R]):
         self._observer.request_queued(items)
         if request.deadline is not None:
             request.timer = self._clock.call_at(request.deadline, functools.partial(self._expire, request))
+        elif soft and timeout > 0:
+            request.timer = self._clock.call_at(
+                request.enqueued_at + timeout / 1_000_000, functools.partial(self._demote, request)
+            )
         future.add_done_callback(functools.partial(self._on_future_done, request))
         self._wakeup.set()
         return future
@@ -252,22 +284,27 @@ class Batcher(Generic[P, R]):
         cost: int = 1,
         timeout_us: int | None = None,
         timings: Timings | None = None,
+        priority: int = 0,
     ) -> R:
         """Queue one request and wait for its result.
 
         ``items``: texts or rows it carries (a request of 16 texts counts 16; a request larger
         than ``max_batch_size`` runs as a batch of its own, never split). ``cost``: its longest
         item's token length estimate. ``timeout_us``: deadline from now; ``None`` takes the
-        policy's default, 0 means none. ``timings``: filled with the request's stage durations
-        (see :class:`~server.scheduler.timings.Timings`) before it is answered.
+        policy's default, 0 means none (its level's queue policy may override both, see
+        :func:`~server.scheduler.priority.request_timeout_us`). ``timings``: filled with the
+        request's stage durations (see :class:`~server.scheduler.timings.Timings`) before it is
+        answered. ``priority``: 1 (the highest) .. ``priority_levels``; 0 the default level.
 
-        Raises ``QueueFull`` (with ``retry_after_s``), ``ModelNotReady`` (not running),
-        ``DeadlineExceeded`` (at the deadline, if the request has not started computing),
-        ``InferenceFailed`` (its batch failed). Cancelling the awaiting task drops the request
-        before compute.
+        Raises ``QueueFull`` (with ``retry_after_s``; ``DeadlineUnreachable`` when the work ahead
+        cannot drain before its deadline), ``ModelNotReady`` (not running), ``DeadlineExceeded``
+        (at the deadline, also while its batch computes; at once if no batch could meet it),
+        ``InferenceFailed`` (its batch failed), ``InvalidInput`` (priority out of range).
+        Cancelling the awaiting task drops the request before compute.
         """
         return await self.submit_nowait(
-            payload, items=items, cost=cost, timeout_us=timeout_us, timings=timings
+            payload, items=items, cost=cost, timeout_us=timeout_us, timings=timings,
+            priority=priority,
         )
 
     async def stop(self, drain_timeout_s: float = 30.0) -> None:
@@ -314,8 +351,7 @@ class Batcher(Generic[P, R]):
         policy = self._policy
         while self._queue and self._in_flight < policy.max_batches_in_flight:
             now = self._clock.now()
-            oldest = next(iter(self._queue.values()))
-            delay_due = oldest.enqueued_at + policy.max_queue_delay_s
+            delay_due = self._queue.oldest_enqueued_at() + policy.max_queue_delay_s
             idle = self._in_flight < policy.instance_count
             flushing = self._state == "stopping"
             delay_elapsed = now >= delay_due
@@ -323,7 +359,9 @@ class Batcher(Generic[P, R]):
             go_anyway = flushing or (idle and delay_elapsed)
             if may_be_ready(self._pending_items, self._cost_ceiling, policy, go_anyway=go_anyway):
                 window = list(islice(self._queue.values(), window_size(policy)))
-                selection = select(window, policy, more_beyond=len(self._queue) > len(window))
+                selection = select(
+                    window, policy, more_beyond=len(self._queue) > len(window), rank=rank
+                )
                 batch = ready_to_go(
                     selection, delay_elapsed=delay_elapsed, instance_idle=idle, flushing=flushing
                 )
@@ -346,6 +384,7 @@ class Batcher(Generic[P, R]):
                 taken.append(request)
         if not taken:
             return
+        self._backlog.add(id(taken), self._admission.expected_compute_s(taken))
         self._in_flight += 1
         previous, turn = self._last_turn, asyncio.get_running_loop().create_future()
         self._last_turn = turn
@@ -400,10 +439,8 @@ class Batcher(Generic[P, R]):
                 prepared, again_s = await self._in_thread(self._prepare_call(requests))
                 prepare_s += again_s
             for request in requests:
-                request.computing = True
-                if request.timer is not None:
-                    request.timer.cancel()
-                    request.timer = None
+                request.computing = True  # its deadline timer stays armed: it holds in compute
+            self._backlog.start(id(batch), self._clock.now())
             results, compute_s = await self._in_thread(
                 functools.partial(self._handler.execute, prepared, instance)
             )
@@ -414,7 +451,7 @@ class Batcher(Generic[P, R]):
                     f"the engine returned {len(results)} results for {len(requests)} requests"
                 )
             items = sum(r.items for r in requests)
-            self._record_throughput(items, compute_s)
+            self._admission.latency.observe(items, prepared.padded_tokens, prepare_s, compute_s)
             self._observer.batch_executed(
                 len(requests),
                 items,
@@ -425,7 +462,7 @@ class Batcher(Generic[P, R]):
             )
             for request, result in zip(requests, results, strict=True):
                 timings = request.timings
-                if timings is not None:
+                if timings is not None and not request.finished:  # answered: left alone
                     timings.prepare_s += prepare_s
                     timings.compute_s += compute_s
                     timings.batch_items = items
@@ -440,6 +477,7 @@ class Batcher(Generic[P, R]):
                     InferenceFailed(f"model '{self._name}': inference failed: {message}"),
                 )
         finally:
+            self._backlog.finish(id(batch))
             if not turn.done():
                 turn.set_result(None)
             if instance is not None:
@@ -470,22 +508,30 @@ class Batcher(Generic[P, R]):
             elif request.deadline is not None and now >= request.deadline:
                 self._fail(request, "timeout", self._deadline_error(request))
 
-    def _record_throughput(self, items: int, compute_s: float) -> None:
-        if compute_s <= 0:
-            return
-        rate = items / compute_s
-        previous = self._items_per_s
-        self._items_per_s = (
-            rate if previous is None else (previous + _THROUGHPUT_SMOOTHING * (rate - previous))
-        )
+    # -- admission (server.scheduler.admission) -----------------------------------------------
 
-    def _retry_after_s(self) -> float:
-        """How long the queue would take to drain at the measured throughput."""
-        if not self._items_per_s:
-            return 1.0
-        low, high = _RETRY_AFTER_BOUNDS_S
-        drain_s = self._pending_items / (self._items_per_s * self._policy.instance_count)
-        return min(high, max(low, drain_s))
+    def _retry_after_s(self, level: int | None = None) -> float:
+        return self._admission.retry_after_s(self._queue, self._clock.now(), level)
+
+    def _admit_level(self, level: int, items: int, limit: int) -> None:
+        waiting = self._queue.items_at(level)
+        if items > limit:
+            raise PayloadTooLarge(f"a request of {items} items can never fit the queue of priority "
+                                  f"level {level} of model '{self._name}' (max_queue_size {limit})")
+        if waiting + items > limit:
+            self._observer.request_finished("rejected", items, 0.0, 0.0)
+            raise QueueFull(
+                f"model '{self._name}': queue of priority level {level} full ({waiting} of "
+                f"{limit} items waiting)",
+                retry_after_s=self._retry_after_s(level),
+            )
+
+    def _admit_deadline(self, level: int, items: int, cost: int, timeout_us: int) -> None:
+        try:
+            self._admission.check(self._queue, self._clock.now(), level, items, cost, timeout_us)
+        except SluiceError:
+            self._observer.request_finished("rejected", items, 0.0, 0.0)
+            raise
 
     # -- answering requests --------------------------------------------------------------------
 
@@ -534,13 +580,19 @@ class Batcher(Generic[P, R]):
         self._observer.request_dequeued(request.items)
 
     def _expire(self, request: _Request[P, R]) -> None:
-        if not request.computing:
-            self._fail(request, "timeout", self._deadline_error(request))
+        """The deadline timer: it holds while the batch computes (the late result is dropped)."""
+        self._fail(request, "timeout", self._deadline_error(request))
+
+    def _demote(self, request: _Request[P, R]) -> None:
+        """The soft deadline (``DELAY``) of a request: behind its level's others, if still queued."""
+        request.timer = None
+        if request.queued:
+            self._queue.demote(request)
 
     def _deadline_error(self, request: _Request[P, R]) -> DeadlineExceeded:
+        where = "while its batch was computing" if request.computing else "before it could run"
         return DeadlineExceeded(
-            f"model '{self._name}': the request's deadline ({request.timeout_us} us) passed "
-            "before it could run"
+            f"model '{self._name}': the request's deadline ({request.timeout_us} us) passed {where}"
         )
 
     def _on_future_done(self, request: _Request[P, R], future: asyncio.Future[R]) -> None:

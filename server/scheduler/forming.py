@@ -30,7 +30,7 @@ Closing
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -80,10 +80,18 @@ def padded_tokens(requests: Sequence[Queued]) -> int:
     return sum(r.items for r in requests) * max(r.cost for r in requests)
 
 
-def select(window: Sequence[Q], policy: BatchPolicy, *, more_beyond: bool = False) -> Selection[Q]:
+def select(
+    window: Sequence[Q],
+    policy: BatchPolicy,
+    *,
+    more_beyond: bool = False,
+    rank: Callable[[Q], int] | None = None,
+) -> Selection[Q]:
     """Choose the next batch out of ``window`` (queued requests, oldest first, not empty).
 
     ``more_beyond`` says the queue holds requests past the window (which makes the batch full).
+    ``rank`` (priorities): the window is in rank order, and length-aware grouping only reorders
+    requests of the same rank, so a lower-priority request never takes a higher one's place.
     """
     anchor = window[0]
     chosen = [anchor]
@@ -96,7 +104,11 @@ def select(window: Sequence[Q], policy: BatchPolicy, *, more_beyond: bool = Fals
     rest = list(window[1:])
     if policy.length_aware:
         # sorted() is stable, so equal distances keep arrival order.
-        rest = sorted(rest, key=lambda r: abs(r.cost - anchor.cost))
+        if rank is None:
+            rest = sorted(rest, key=lambda r: abs(r.cost - anchor.cost))
+        else:
+            ranked = rank
+            rest = sorted(rest, key=lambda r: (ranked(r), abs(r.cost - anchor.cost)))
     left_out = more_beyond
     for request in rest:
         if items >= policy.max_batch_size:

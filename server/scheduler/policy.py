@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from server.scheduler.priority import Priorities, QueuePolicy
+
 if TYPE_CHECKING:
-    from server.repository.config import BatchingConfig
+    from server.repository.config import BatchingConfig, QueuePolicyConfig
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class BatchPolicy:
     instance_count: int = 1
     length_aware: bool = True
     """Group requests of similar cost in a batch (see ``server.scheduler.forming``)."""
+    priorities: Priorities = field(default_factory=Priorities)
+    """Priority levels and their queue policies (``server.scheduler.priority``)."""
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -73,4 +77,26 @@ class BatchPolicy:
             max_queue_size=batching.max_queue_size,
             default_timeout_us=batching.default_timeout_us,
             instance_count=instance_count,
+            priorities=_priorities(batching),
         )
+
+
+def _queue_policy(config: QueuePolicyConfig) -> QueuePolicy:
+    return QueuePolicy(
+        max_queue_size=config.max_queue_size,
+        default_timeout_us=config.default_timeout_microseconds,
+        allow_timeout_override=config.allow_timeout_override,
+        timeout_action=config.timeout_action,
+    )
+
+
+def _priorities(batching: BatchingConfig) -> Priorities:
+    default = batching.default_queue_policy
+    return Priorities(
+        levels=batching.priority_levels,
+        default_level=batching.default_priority_level,
+        default_queue_policy=None if default is None else _queue_policy(default),
+        queue_policies={
+            level: _queue_policy(p) for level, p in batching.priority_queue_policy.items()
+        },
+    )

@@ -10,6 +10,7 @@ import pytest
 from engines.base import Engine
 from engines.errors import InferenceError
 from engines.tokenization import TextEncoder
+from engines.warmup import SHORT_SEQUENCE, timed_warmup
 from tests.support import SAMPLE_TEXTS as TEXTS
 from tests.support import TINY_LABELS, TINY_MAX_BATCH, TINY_MAX_LENGTH
 
@@ -72,6 +73,15 @@ def test_missing_input_is_an_inference_error(engine: Engine, encoder: TextEncode
 def test_warmup_then_run(engine: Engine, encoder: TextEncoder) -> None:
     engine.warmup()
     assert engine.run(encoder.encode(TEXTS).as_inputs())["logits"].shape[0] == len(TEXTS)
+
+
+def test_timed_warmup_reports_each_warmup_shape_and_its_time(engine: Engine) -> None:
+    engine.warmup()
+    timings = timed_warmup(engine, TINY_MAX_BATCH, TINY_MAX_LENGTH)
+    shapes = [(items, tokens) for items, tokens, _ in timings]
+    assert shapes == [(rows, rows * seq) for seq in (SHORT_SEQUENCE, TINY_MAX_LENGTH)
+                      for rows in (1, TINY_MAX_BATCH)]
+    assert all(seconds > 0 for _, _, seconds in timings)
 
 
 def test_close_is_idempotent_and_stops_run(engine: Engine, encoder: TextEncoder) -> None:

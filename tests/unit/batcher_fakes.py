@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from server.scheduler import Batcher, BatchPolicy, FakeClock, PreparedBatch, Timings
+from server.scheduler.latency import BatchEstimate, LatencyModel
 
 #: Longest a gated execute waits before it fails the test (a safety net, never reached).
 GATE_TIMEOUT_S = 10.0
@@ -203,14 +204,41 @@ class Rig:
         items: int = 1,
         timeout_us: int | None = None,
         timings: Timings | None = None,
+        priority: int = 0,
     ) -> asyncio.Future[str]:
         return self.batcher.submit_nowait(
-            text, items=items, cost=text.tokens, timeout_us=timeout_us, timings=timings
+            text, items=items, cost=text.tokens, timeout_us=timeout_us, timings=timings,
+            priority=priority,
         )
 
 
-async def make_rig(handler: FakeHandler | None = None, **policy: object) -> Rig:
-    """A started batcher over a fake handler, a fake clock and a recording observer."""
+@dataclass
+class FixedLatency:
+    """A latency model with set figures (in fake-clock seconds), recording what it is fed.
+
+    A batch computes in ``base_s + per_item_s x items`` and prepares in ``prepare_s``.
+    """
+
+    base_s: float = 0.0
+    per_item_s: float = 0.0
+    prepare_s: float = 0.0
+    observed: list[tuple[int, int]] = field(default_factory=list)
+    """(items, padded_tokens) of every batch observed."""
+
+    def estimate(self, items: int, padded_tokens: int) -> BatchEstimate | None:
+        return BatchEstimate(self.prepare_s, self.base_s + self.per_item_s * items)
+
+    def observe(self, items: int, padded_tokens: int, prepare_s: float, compute_s: float) -> None:
+        assert prepare_s >= 0 and compute_s >= 0
+        self.observed.append((items, padded_tokens))
+
+
+async def make_rig(
+    handler: FakeHandler | None = None, *, latency: LatencyModel | None = None, **policy: object
+) -> Rig:
+    """A started batcher over a fake handler, a fake clock and a recording observer.
+
+    ``latency``: the batcher's latency model (default: its own, learnt from the batches)."""
     handler = handler or FakeHandler()
     clock = FakeClock()
     observer = RecordingObserver()
@@ -220,6 +248,7 @@ async def make_rig(handler: FakeHandler | None = None, **policy: object) -> Rig:
         name="fake",
         clock=clock,
         observer=observer,
+        latency=latency,
     )
     await batcher.start()
     return Rig(batcher, handler, clock, observer)

@@ -118,3 +118,22 @@ def test_unknown_output_is_an_error() -> None:
     with pytest.raises(InvalidInput, match="no output 'nope'"):
         encode_response(model_name="m", model_version="1", request=req,
                         tensors={"label": ("BYTES", np.array([b"x"], dtype=object))})
+
+
+def _with_parameters(parameters: dict[str, object]) -> bytes:
+    return orjson.dumps({
+        "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}],
+        "parameters": parameters,
+    })
+
+
+def test_priority_parameter_is_read_as_a_strict_integer() -> None:
+    assert decode_request(_with_parameters({"priority": 2}), None).priority == 2
+    assert decode_request(_with_parameters({}), None).priority is None
+    assert decode_request(_with_parameters({"priority": None}), None).priority is None  # as timeout
+
+
+@pytest.mark.parametrize("bad", [-1, 1.0, "1", True, [1]])
+def test_priority_parameter_that_is_not_a_non_negative_integer_names_the_field(bad: object) -> None:
+    with pytest.raises(InvalidInput, match=r"^parameters\.priority: must be an integer within"):
+        decode_request(_with_parameters({"priority": bad}), None)
