@@ -1,0 +1,181 @@
+"""Who may call what, as pure ASGI middleware in front of every route (README "Security").
+
+In this order, for every HTTP request:
+
+1. ``Host`` against ``allowed_hosts`` when set (DNS rebinding): 421. ``/v2/health/*`` and
+   ``/metrics`` are exempt (kubelet probes and Prometheus use the pod IP).
+2. A state-changing method (anything but GET, HEAD, OPTIONS) whose ``Content-Type`` is set and
+   is neither JSON nor ``application/octet-stream`` (the binary tensor extension; tritonclient
+   sends none): 415. One whose ``Origin`` is neither the server's own (``Host``) nor in
+   ``cors_origins``: 403. A browser's cross-site form POST therefore reaches no route.
+3. Model control (``/v2/repository/models/{m}/load|unload``): 403 in ``model_control_mode``
+   ``none`` or with no admin key configured; else an admin key is required (401).
+4. Everything else but health and /metrics (each behind its own switch): an API or admin key
+   when any API key is configured (401 without one or with a wrong one).
+
+Every refusal is ``{"error": "..."}`` JSON. Keys are checked by :mod:`server.keys`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.keys import KeySet, bearer_token
+from server.settings import Settings
+
+HEALTH_PREFIX = "/v2/health/"
+METRICS_PATH = "/metrics"
+CONTROL_PATH = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ALLOWED_TYPES = (b"application/json", b"application/octet-stream")
+CONTROL_OFF = ("model control is off (model_control_mode: none): start the server with "
+               "--model-control-mode explicit (or SLUICE_MODEL_CONTROL_MODE=explicit) and an "
+               "admin key (SLUICE_ADMIN_KEYS or --admin-keys-dir) to load and unload models")
+NO_ADMIN_KEY = ("load and unload need an admin key, and none is configured: set admin_keys "
+                "(SLUICE_ADMIN_KEYS) or admin_keys_dir (--admin-keys-dir)")
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    """What the guard enforces (from the settings)."""
+
+    api_keys: KeySet
+    admin_keys: KeySet
+    control_enabled: bool = False
+    health_requires_key: bool = False
+    metrics_requires_key: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+
+
+def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """``host`` (a Host header) matches an entry: ``name`` (any port), ``name:port``, or
+    ``.example.com`` (that domain and its subdomains)."""
+    host = host.lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if host.startswith("[") and "]:" in host:
+        name = host.split("]:", 1)[0] + "]"
+    for entry in allowed:
+        entry = entry.lower()
+        if entry == "*" or entry in (host, name):
+            return True
+        if entry.startswith(".") and (name.endswith(entry) or name == entry[1:]):
+            return True
+    return False
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class Guard:
+    """The middleware; ``policy`` decides."""
+
+    def __init__(self, app: ASGIApp, policy: GuardPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self.check(scope)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, message, extra = refusal
+        body = orjson.dumps({"error": message})
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", b"%d" % len(body)), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def check(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        """None to let the request through, else (status, message, extra headers)."""
+        p = self.policy
+        path: str = scope["path"]
+        probe = path.startswith(HEALTH_PREFIX)
+        metrics = path == METRICS_PATH
+        if p.allowed_hosts and not (probe or metrics):
+            host = (_header(scope, b"host") or b"").decode("latin-1")
+            if not host_allowed(host, p.allowed_hosts):
+                return 421, f"Host '{host[:100]}' is not one this server answers to " \
+                            "(allowed_hosts)", []
+        if scope["method"] not in SAFE_METHODS:
+            refusal = self._cross_site(scope)
+            if refusal is not None:
+                return refusal
+        token = bearer_token(_header(scope, b"authorization"))
+        if CONTROL_PATH.match(path):
+            if not p.control_enabled:
+                return 403, CONTROL_OFF, []
+            if not p.admin_keys.enabled:
+                return 403, NO_ADMIN_KEY, []
+            if token is None or not p.admin_keys.accepts(token):
+                return _unauthorized("an admin key")
+            return None
+        if (probe and not p.health_requires_key) or (metrics and not p.metrics_requires_key):
+            return None
+        if not p.api_keys.enabled:
+            return None
+        if token is not None and (p.api_keys.accepts(token) or p.admin_keys.accepts(token)):
+            return None
+        return _unauthorized("an API key")
+
+    def _cross_site(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        content_type = _header(scope, b"content-type")
+        if content_type is not None:
+            media = content_type.split(b";", 1)[0].strip().lower()
+            if media not in ALLOWED_TYPES:
+                return 415, (f"Content-Type '{media.decode('latin-1')[:100]}' is not accepted: "
+                             "send application/json (or application/octet-stream with the "
+                             "binary tensor extension)"), []
+        origin = _header(scope, b"origin")
+        if origin is not None:
+            text = origin.decode("latin-1")
+            host = (_header(scope, b"host") or b"").decode("latin-1")
+            own = text.split("://", 1)[-1] == host and text != "null"
+            if not own and text not in self.policy.cors_origins:
+                return 403, (f"cross-origin request from '{text[:100]}' refused: add the "
+                             "origin to cors_origins to allow it"), []
+        return None
+
+
+def _unauthorized(what: str) -> tuple[int, str, list[tuple[bytes, bytes]]]:
+    return 401, (f"this endpoint needs {what}: send 'Authorization: Bearer <key>'"), [
+        (b"www-authenticate", b'Bearer realm="sluice"')]
+
+
+def policy_from(settings: Settings) -> GuardPolicy:
+    return GuardPolicy(
+        api_keys=KeySet(settings.api_keys, settings.api_keys_dir),
+        admin_keys=KeySet(settings.admin_keys, settings.admin_keys_dir),
+        control_enabled=settings.model_control_mode != "none",
+        health_requires_key=settings.health_requires_key,
+        metrics_requires_key=settings.metrics_requires_key,
+        allowed_hosts=settings.allowed_hosts,
+        cors_origins=settings.cors_origins,
+    )
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """The guard, and CORS outside it (preflights carry no key) only when origins are set.
+    Call before ``access.install`` so that refusals are logged and counted too."""
+    app.add_middleware(Guard, policy=policy_from(settings))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Inference-Header-Content-Length",
+                           "X-Request-ID"],
+            expose_headers=["Inference-Header-Content-Length", "X-Request-ID", "Server-Timing"],
+        )
