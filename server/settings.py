@@ -6,10 +6,10 @@ Read once, when the server starts (never at import time).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engines.options import cuda_index
 from server.cpus import CGROUP_ROOT, PROC_SELF_CGROUP, available_cpus
@@ -21,6 +21,16 @@ def default_threads(
     """CPUs this process may use: min(affinity mask, cgroup v2 ``cpu.max`` / v1 CFS quota,
     rounded up). In a pod that is its CPU limit, not the node's cores."""
     return available_cpus(cgroup_root, proc_self_cgroup)
+
+
+def _comma_list(value: object) -> object:
+    """``SLUICE_API_KEYS=a,b`` (comma-separated in the environment) as a tuple."""
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return value
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -81,13 +91,13 @@ class Settings(BaseSettings):
     drain). ``/v2/repository/index`` is readable in every mode and changes nothing."""
     repository_poll_secs: float = Field(default=15.0, ge=0.5, le=3600.0)
     """In ``poll`` mode, seconds between two looks at the repository."""
-    admin_keys: tuple[str, ...] = Field(default=(), repr=False)
+    admin_keys: CommaList = Field(default=(), repr=False)
     """Keys that allow load and unload (``Authorization: Bearer <key>``); they are API keys too.
     Without any admin key, load and unload answer 403 in every mode."""
     admin_keys_dir: Path | None = None
     """A folder of admin keys, one per file (a Kubernetes Secret mounted as a folder, not with
     ``subPath``: that never updates); reread within 2 s of a change."""
-    api_keys: tuple[str, ...] = Field(default=(), repr=False)
+    api_keys: CommaList = Field(default=(), repr=False)
     """Keys for inference and metadata (``Authorization: Bearer <key>``). With none configured
     (here or in ``api_keys_dir``) inference and metadata are open."""
     api_keys_dir: Path | None = None
@@ -96,17 +106,20 @@ class Settings(BaseSettings):
     """Also require an API key on ``/v2/health/*`` (kubelet probes then need ``httpHeaders``)."""
     metrics_requires_key: bool = False
     """Also require an API key on ``/metrics`` (on both ports)."""
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: CommaList = ()
     """Names the ``Host`` header may carry (``name`` or ``name:port``; against DNS rebinding);
     others get 421. Empty: any. ``/v2/health/*`` and ``/metrics`` are exempt (probes and scrapes
     use the pod IP)."""
-    cors_origins: tuple[str, ...] = ()
+    cors_origins: CommaList = ()
     """Origins allowed cross-origin requests (CORS); empty: CORS off and any cross-site POST
     refused."""
     ssl_certfile: Path | None = None
     """TLS certificate (PEM) to serve HTTPS; needs ``ssl_keyfile``."""
     ssl_keyfile: Path | None = None
     """TLS private key (PEM) for ``ssl_certfile``."""
+
+    _lists = field_validator("admin_keys", "api_keys", "allowed_hosts", "cors_origins",
+                             mode="before")(_comma_list)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
