@@ -21,6 +21,7 @@ from starlette.responses import Response
 from server.api import access, classify, control, errors, guard, kserve
 from server.lifecycle import Lifecycle
 from server.metrics import Metrics
+from server.repository.poller import RepositoryPoller
 from server.repository.registry import ModelRegistry
 from server.service import InferenceService
 from server.settings import Settings, default_threads
@@ -73,6 +74,9 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
             except Exception as e:  # the repository itself is unusable; stay live, never ready
                 state.load_error = str(e)
                 log.error("model repository failed to load: %s", e)
+                return
+            if state.settings.model_control_mode == "poll":
+                await RepositoryPoller(state.registry, state.settings.repository_poll_secs).run()
 
         loader = asyncio.create_task(load(), name="sluice-load")
         try:
