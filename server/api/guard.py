@@ -31,9 +31,10 @@ from server.settings import Settings
 
 HEALTH_PREFIX = "/v2/health/"
 METRICS_PATH = "/metrics"
+CONTROL_PREFIX = "/v2/repository/models/"
 CONTROL_PATH = re.compile(r"^/v2/repository/models/[^/]+/(load|unload)$")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-ALLOWED_TYPES = (b"application/json", b"application/octet-stream")
+ALLOWED_TYPES = frozenset({b"application/json", b"application/octet-stream"})
 CONTROL_OFF = ("model control is off (model_control_mode: none): start the server with "
                "--model-control-mode explicit (or SLUICE_MODEL_CONTROL_MODE=explicit) and an "
                "admin key (SLUICE_ADMIN_KEYS or --admin-keys-dir) to load and unload models")
@@ -57,24 +58,41 @@ class GuardPolicy:
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     """``host`` (a Host header) matches an entry: ``name`` (any port), ``name:port``, or
     ``.example.com`` (that domain and its subdomains)."""
-    host = host.lower()
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    if host.startswith("[") and "]:" in host:
-        name = host.split("]:", 1)[0] + "]"
-    for entry in allowed:
-        entry = entry.lower()
-        if entry == "*" or entry in (host, name):
-            return True
-        if entry.startswith(".") and (name.endswith(entry) or name == entry[1:]):
-            return True
-    return False
+    return _HostList(allowed).allows(host)
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+class _HostList:
+    """``allowed_hosts`` prepared once: exact names in a set, domain suffixes apart."""
+
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        entries = [e.lower() for e in allowed]
+        self.any = "*" in entries
+        self.exact = frozenset(e for e in entries if not e.startswith("."))
+        self.suffixes = tuple(e for e in entries if e.startswith("."))
+
+    def allows(self, host: str) -> bool:
+        host = host.lower()
+        if self.any or host in self.exact:
+            return True
+        if host.startswith("["):  # [v6] or [v6]:port
+            name = host.split("]", 1)[0] + "]"
+        else:
+            name = host.partition(":")[0]
+        if name in self.exact:
+            return True
+        return any(name.endswith(s) or name == s[1:] for s in self.suffixes)
+
+
+_WANTED = frozenset({b"host", b"content-type", b"origin", b"authorization"})
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The few request headers the guard reads, in one pass (the first of each wins)."""
+    found: dict[bytes, bytes] = {}
     for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
+        if key in _WANTED and key not in found:
+            found[key] = bytes(value)
+    return found
 
 
 class Guard:
@@ -83,6 +101,7 @@ class Guard:
     def __init__(self, app: ASGIApp, policy: GuardPolicy) -> None:
         self.app = app
         self.policy = policy
+        self._hosts = _HostList(policy.allowed_hosts) if policy.allowed_hosts else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,23 +122,24 @@ class Guard:
         """None to let the request through, else (status, message, extra headers)."""
         p = self.policy
         path: str = scope["path"]
+        headers = _headers(scope)
         probe = path.startswith(HEALTH_PREFIX)
         metrics = path == METRICS_PATH
-        if p.allowed_hosts and not (probe or metrics):
-            host = (_header(scope, b"host") or b"").decode("latin-1")
-            if not host_allowed(host, p.allowed_hosts):
+        if self._hosts is not None and not (probe or metrics):
+            host = headers.get(b"host", b"").decode("latin-1")
+            if not self._hosts.allows(host):
                 return 421, f"Host '{host[:100]}' is not one this server answers to " \
                             "(allowed_hosts)", []
         if scope["method"] not in SAFE_METHODS:
-            refusal = self._cross_site(scope)
+            refusal = self._cross_site(headers)
             if refusal is not None:
                 return refusal
-        token = bearer_token(_header(scope, b"authorization"))
-        if CONTROL_PATH.match(path):
+        if path.startswith(CONTROL_PREFIX) and CONTROL_PATH.match(path):
             if not p.control_enabled:
                 return 403, CONTROL_OFF, []
             if not p.admin_keys.enabled:
                 return 403, NO_ADMIN_KEY, []
+            token = bearer_token(headers.get(b"authorization"))
             if token is None or not p.admin_keys.accepts(token):
                 return _unauthorized("an admin key")
             return None
@@ -127,22 +147,25 @@ class Guard:
             return None
         if not p.api_keys.enabled:
             return None
+        token = bearer_token(headers.get(b"authorization"))
         if token is not None and (p.api_keys.accepts(token) or p.admin_keys.accepts(token)):
             return None
         return _unauthorized("an API key")
 
-    def _cross_site(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
-        content_type = _header(scope, b"content-type")
+    def _cross_site(
+        self, headers: dict[bytes, bytes]
+    ) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        content_type = headers.get(b"content-type")
         if content_type is not None:
             media = content_type.split(b";", 1)[0].strip().lower()
             if media not in ALLOWED_TYPES:
                 return 415, (f"Content-Type '{media.decode('latin-1')[:100]}' is not accepted: "
                              "send application/json (or application/octet-stream with the "
                              "binary tensor extension)"), []
-        origin = _header(scope, b"origin")
+        origin = headers.get(b"origin")
         if origin is not None:
             text = origin.decode("latin-1")
-            host = (_header(scope, b"host") or b"").decode("latin-1")
+            host = headers.get(b"host", b"").decode("latin-1")
             own = text.split("://", 1)[-1] == host and text != "null"
             if not own and text not in self.policy.cors_origins:
                 return 403, (f"cross-origin request from '{text[:100]}' refused: add the "
