@@ -101,8 +101,10 @@ class ModelRegistry:
         return loaded
 
     def is_ready(self) -> bool:
-        """Triton's strict readiness: start-up finished and every model that should be, serving."""
-        return self.startup_complete and all(
+        """Triton's strict readiness: start-up finished and every model that should be serving
+        (loaded at start-up or by ``load``, not unloaded since) is; never with an empty
+        repository."""
+        return self.startup_complete and bool(self._entries) and all(
             e.state == "READY" for e in self._entries.values() if e.wanted
         )
 
