@@ -81,6 +81,9 @@ class RepositoryPoller:
                 acted.append(name)
                 if entry.last_error:
                     log.error("repository poll: %s: %s", name, entry.last_error)
+                else:
+                    log.info("repository poll: %s serves version(s) %s", name,
+                             ", ".join(str(v) for v in sorted(entry.versions)))
         for name in set(self._seen) - set(now):
             log.info("repository poll: %s removed; unloading it", name)
             try:

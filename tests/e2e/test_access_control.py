@@ -2,11 +2,13 @@
 
 Two servers on loopback with the tiny model: one with the defaults (model control off, no keys,
 plain HTTP), one over TLS with a certificate made here, ``--model-control-mode explicit``, admin
-and API keys from a folder (as a mounted Secret), and a Host allow-list.
+and API keys from a folder (as a mounted Secret), and a Host allow-list; and one in ``poll``
+mode on the small ranker model, given a new version while it serves.
 """
 
 from __future__ import annotations
 
+import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from tests.support.server_process import ServerProcess, start_server
+from tests.support.tensor_model import make_ranker_model
 from tests.support.tools import require
 
 pytestmark = pytest.mark.e2e
@@ -136,3 +139,27 @@ def test_host_header_must_be_allowed_except_on_probes(tls: httpx.Client) -> None
     r = tls.get(f"/v2/models/{MODEL}", headers={**ok, "Host": "rebind.attacker.example"})
     assert r.status_code == 421 and "allowed_hosts" in r.json()["error"]
     assert tls.get("/v2/health/ready", headers={"Host": "10.1.2.3:8000"}).status_code == 200
+
+
+def test_poll_mode_serves_a_new_version_without_a_restart(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    repository = tmp_path_factory.mktemp("poll-repo")
+    make_ranker_model(repository / "ranker")
+    proc = start_server(repository, extra_args=[
+        "--shutdown-delay-s", "0", "--model-control-mode", "poll",
+        "--repository-poll-secs", "0.5"])
+    try:
+        folder = repository / "ranker"
+        shutil.copytree(folder / "1", folder / "incoming")
+        (folder / "incoming").rename(folder / "2")
+        proc.wait_for_line(lambda line: "ranker serves version(s) 2" in line, timeout=30)
+        with httpx.Client(base_url=proc.url) as c:
+            assert c.get("/v2/models/ranker").json()["versions"] == ["2"]
+            r = c.post("/v2/models/ranker/infer", json={"inputs": [
+                {"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
+            assert r.status_code == 200 and r.json()["model_version"] == "2"
+            assert c.get("/v2/health/ready").status_code == 200
+            assert c.post("/v2/repository/models/ranker/load").status_code == 403  # no admin key
+    finally:
+        proc.stop()
