@@ -18,6 +18,7 @@ Every refusal is ``{"error": "..."}`` JSON. Keys are checked by :mod:`server.key
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.keys import KeySet, bearer_token
 from server.settings import Settings
+
+log = logging.getLogger("sluice")
 
 HEALTH_PREFIX = "/v2/health/"
 METRICS_PATH = "/metrics"
@@ -193,7 +196,14 @@ def policy_from(settings: Settings) -> GuardPolicy:
 def install(app: FastAPI, settings: Settings) -> None:
     """The guard, and CORS outside it (preflights carry no key) only when origins are set.
     Call before ``access.install`` so that refusals are logged and counted too."""
-    app.add_middleware(Guard, policy=policy_from(settings))
+    policy = policy_from(settings)
+    log.info("access: model_control_mode=%s, API keys %s, admin keys %s, allowed_hosts %s, "
+             "CORS origins %s%s", settings.model_control_mode,
+             "on" if policy.api_keys.enabled else "off",
+             "configured" if policy.admin_keys.enabled else "none",
+             ",".join(settings.allowed_hosts) or "any", ",".join(settings.cors_origins) or "none",
+             ", TLS" if settings.ssl_certfile else "")
+    app.add_middleware(Guard, policy=policy)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins),
