@@ -95,9 +95,11 @@ class KeySet:
         self._refresh()
         return bool(self._digests)
 
-    def accepts(self, presented: str | bytes) -> bool:
-        """``presented`` is one of the keys (constant time in the key's content)."""
-        self._refresh()
+    def accepts(self, presented: str | bytes, *, refresh: bool = True) -> bool:
+        """``presented`` is one of the keys (constant time in the key's content).
+        ``refresh=False``: right after ``enabled``, which has just looked at the folder."""
+        if refresh:
+            self._refresh()
         candidate = _digest(presented)
         found = False
         for digest in self._digests:
@@ -107,9 +109,12 @@ class KeySet:
 
 def bearer_token(authorization: bytes | None) -> bytes | None:
     """The token of an ``Authorization: Bearer <token>`` header value; None otherwise."""
-    if authorization is None or len(authorization) <= len(BEARER):
+    if authorization is None:
         return None
-    if authorization[: len(BEARER)].lower() != BEARER:
+    scheme = authorization[:7]
+    if scheme != b"Bearer " and scheme.lower() != BEARER:
         return None
-    token = authorization[len(BEARER):].strip()
+    token = authorization[7:]
+    if token[:1] == b" " or token[-1:] in (b" ", b"\t"):
+        token = token.strip()
     return token or None

@@ -74,27 +74,37 @@ class _HostList:
         self.suffixes = tuple(e for e in entries if e.startswith("."))
 
     def allows(self, host: str) -> bool:
-        host = host.lower()
         if self.any or host in self.exact:
             return True
+        host = host.lower()
         if host.startswith("["):  # [v6] or [v6]:port
             name = host.split("]", 1)[0] + "]"
         else:
             name = host.partition(":")[0]
         if name in self.exact:
             return True
-        return any(name.endswith(s) or name == s[1:] for s in self.suffixes)
-
-
-_WANTED = frozenset({b"host", b"content-type", b"origin", b"authorization"})
+        return bool(self.suffixes) and any(name.endswith(s) or name == s[1:] for s in self.suffixes)
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
-    """The few request headers the guard reads, in one pass (the first of each wins)."""
-    found: dict[bytes, bytes] = {}
+    """The few request headers the guard reads, in one pass (the last of each wins)."""
+    host = content_type = origin = authorization = b""
     for key, value in scope["headers"]:
-        if key in _WANTED and key not in found:
-            found[key] = bytes(value)
+        if key == b"host":
+            host = value
+        elif key == b"content-type":
+            content_type = value
+        elif key == b"authorization":
+            authorization = value
+        elif key == b"origin":
+            origin = value
+    found = {b"host": host}
+    if content_type:
+        found[b"content-type"] = content_type
+    if authorization:
+        found[b"authorization"] = authorization
+    if origin:
+        found[b"origin"] = origin
     return found
 
 
@@ -143,7 +153,7 @@ class Guard:
             if not p.admin_keys.enabled:
                 return 403, NO_ADMIN_KEY, []
             token = bearer_token(headers.get(b"authorization"))
-            if token is None or not p.admin_keys.accepts(token):
+            if token is None or not p.admin_keys.accepts(token, refresh=False):
                 return _unauthorized("an admin key")
             return None
         if (probe and not p.health_requires_key) or (metrics and not p.metrics_requires_key):
@@ -151,7 +161,8 @@ class Guard:
         if not p.api_keys.enabled:
             return None
         token = bearer_token(headers.get(b"authorization"))
-        if token is not None and (p.api_keys.accepts(token) or p.admin_keys.accepts(token)):
+        if token is not None and (p.api_keys.accepts(token, refresh=False)
+                                  or p.admin_keys.accepts(token)):
             return None
         return _unauthorized("an API key")
 
