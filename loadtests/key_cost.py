@@ -48,7 +48,7 @@ def _apps(key_folder: Path) -> dict[str, ASGIApp]:
     for i, key in enumerate((API_KEY, "second-" + "x" * 33, "third-" + "y" * 34)):
         (key_folder / f"client-{i}").write_text(key + "\n")
     keys_on = GuardPolicy(api_keys=KeySet(folder=key_folder), admin_keys=KeySet(["a" * 40]),
-                          control_enabled=True, allowed_hosts=("127.0.0.1", "sluice.example"))
+                          control_mode="explicit", allowed_hosts=("127.0.0.1", "sluice.example"))
     guarded = Guard(router, keys_on)
     return {
         "bare": router,

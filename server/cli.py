@@ -93,7 +93,7 @@ def add_access_flags(s: argparse.ArgumentParser) -> None:
     """``sluice serve``'s access flags (settings of the same names; README "Access")."""
     s.add_argument("--model-control-mode", choices=["none", "explicit", "poll"], default=None,
                    help="none (default): load/unload refused; explicit: allowed with an admin "
-                   "key; poll: also watch the repository")
+                   "key; poll: watch the repository (load/unload refused, as Triton)")
     s.add_argument("--repository-poll-secs", type=float, default=None,
                    help="poll mode: seconds between looks at the repository (default 15)")
     s.add_argument("--admin-keys-dir", type=Path, default=None,

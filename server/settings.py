@@ -86,9 +86,10 @@ class Settings(BaseSettings):
     # ---- access (README "Security" / "Access") -----------------------------------------------
     model_control_mode: Literal["none", "explicit", "poll"] = "none"
     """Triton's ``--model-control-mode``. ``none``: load and unload answer 403; ``explicit``:
-    they work, with an admin key; ``poll``: as explicit, and the repository is watched every
+    they work, with an admin key; ``poll``: the repository is watched every
     ``repository_poll_secs`` (new or changed versions load, warm and replace the old, which
-    drain). ``/v2/repository/index`` is readable in every mode and changes nothing."""
+    drain; removed models unload) and, as in Triton, load and unload answer 403.
+    ``/v2/repository/index`` is readable in every mode and changes nothing."""
     repository_poll_secs: float = Field(default=15.0, ge=0.5, le=3600.0)
     """In ``poll`` mode, seconds between two looks at the repository."""
     admin_keys: CommaList = Field(default=(), repr=False)

@@ -33,7 +33,7 @@ def build_router(state: ServerState) -> APIRouter:
         ])
 
     @router.post("/models/{model}/load",
-                 summary="Load or reload a model (model_control_mode explicit or poll; admin key)")
+                 summary="Load or reload a model (model_control_mode explicit; admin key)")
     async def repository_load(model: str) -> Response:
         entry = await registry.load(model)
         if entry.last_error:
@@ -43,8 +43,8 @@ def build_router(state: ServerState) -> APIRouter:
         return _json({})
 
     @router.post("/models/{model}/unload",
-                 summary="Unload a model, draining it first (model_control_mode explicit or "
-                         "poll; admin key)")
+                 summary="Unload a model, draining it first (model_control_mode explicit; "
+                         "admin key)")
     async def repository_unload(model: str) -> Response:
         await registry.unload(model)
         return _json({})

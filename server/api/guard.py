@@ -8,8 +8,9 @@ In this order, for every HTTP request:
    is neither JSON nor ``application/octet-stream`` (the binary tensor extension; tritonclient
    sends none): 415. One whose ``Origin`` is neither the server's own (``Host``) nor in
    ``cors_origins``: 403. A browser's cross-site form POST therefore reaches no route.
-3. Model control (``/v2/repository/models/{m}/load|unload``): 403 in ``model_control_mode``
-   ``none`` or with no admin key configured; else an admin key is required (401).
+3. Model control (``/v2/repository/models/{m}/load|unload``): 403 unless ``model_control_mode``
+   is ``explicit`` (``none``; ``poll``, as Triton) or with no admin key configured; else an
+   admin key is required (401).
 4. Everything else but health and /metrics (each behind its own switch): an API or admin key
    when any API key is configured (401 without one or with a wrong one).
 
@@ -41,6 +42,9 @@ ALLOWED_TYPES = frozenset({b"application/json", b"application/octet-stream"})
 CONTROL_OFF = ("model control is off (model_control_mode: none): start the server with "
                "--model-control-mode explicit (or SLUICE_MODEL_CONTROL_MODE=explicit) and an "
                "admin key (SLUICE_ADMIN_KEYS or --admin-keys-dir) to load and unload models")
+CONTROL_POLLED = ("load and unload are not allowed in model_control_mode poll (as in Triton): "
+                  "the repository is watched; change the model folder instead, or start with "
+                  "--model-control-mode explicit")
 NO_ADMIN_KEY = ("load and unload need an admin key, and none is configured: set admin_keys "
                 "(SLUICE_ADMIN_KEYS) or admin_keys_dir (--admin-keys-dir)")
 
@@ -51,7 +55,7 @@ class GuardPolicy:
 
     api_keys: KeySet
     admin_keys: KeySet
-    control_enabled: bool = False
+    control_mode: str = "none"
     health_requires_key: bool = False
     metrics_requires_key: bool = False
     allowed_hosts: tuple[str, ...] = ()
@@ -148,8 +152,8 @@ class Guard:
             if refusal is not None:
                 return refusal
         if path.startswith(CONTROL_PREFIX) and CONTROL_PATH.match(path):
-            if not p.control_enabled:
-                return 403, CONTROL_OFF, []
+            if p.control_mode != "explicit":
+                return 403, CONTROL_OFF if p.control_mode == "none" else CONTROL_POLLED, []
             if not p.admin_keys.enabled:
                 return 403, NO_ADMIN_KEY, []
             token = bearer_token(headers.get(b"authorization"))
@@ -196,7 +200,7 @@ def policy_from(settings: Settings) -> GuardPolicy:
     return GuardPolicy(
         api_keys=KeySet(settings.api_keys, settings.api_keys_dir),
         admin_keys=KeySet(settings.admin_keys, settings.admin_keys_dir),
-        control_enabled=settings.model_control_mode != "none",
+        control_mode=settings.model_control_mode,
         health_requires_key=settings.health_requires_key,
         metrics_requires_key=settings.metrics_requires_key,
         allowed_hosts=settings.allowed_hosts,

@@ -39,9 +39,15 @@ def test_model_control_off_by_default() -> None:
     assert refusal is not None and refusal[0] == 403 and "--model-control-mode" in refusal[1]
 
 
+def test_poll_mode_refuses_load_and_unload_as_triton_does() -> None:
+    g = guard(control_mode="poll", admin_keys=KeySet(["adm"]))
+    refusal = g.check(scope(LOAD, "POST", authorization="Bearer adm"))
+    assert refusal is not None and refusal[0] == 403 and "poll" in refusal[1]
+
+
 def test_control_needs_a_configured_admin_key() -> None:
-    assert status(guard(control_enabled=True), scope(LOAD, "POST")) == 403
-    g = guard(control_enabled=True, admin_keys=KeySet(["adm"]), api_keys=KeySet(["api"]))
+    assert status(guard(control_mode="explicit"), scope(LOAD, "POST")) == 403
+    g = guard(control_mode="explicit", admin_keys=KeySet(["adm"]), api_keys=KeySet(["api"]))
     assert status(g, scope(LOAD, "POST")) == 401
     assert status(g, scope(LOAD, "POST", authorization="Bearer api")) == 401
     assert status(g, scope(LOAD, "POST", authorization="Bearer adm")) == 200
