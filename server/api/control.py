@@ -20,6 +20,19 @@ def _json(doc: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
 
 
+_ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
+#: What load and unload may answer besides 200 (the guard's refusals included).
+CONTROL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the model failed to load (old versions keep serving)", **_ERROR},
+    401: {"description": "no admin key, or a wrong one", **_ERROR},
+    403: {"description": "model control off (mode none or poll), or no admin key configured",
+          **_ERROR},
+    404: {"description": "no such model folder, or one outside --models", **_ERROR},
+    415: {"description": "Content-Type neither JSON nor application/octet-stream", **_ERROR},
+}
+
+
 def build_router(state: ServerState) -> APIRouter:
     router = APIRouter(prefix="/v2/repository", tags=["KServe v2"])
     registry = state.registry
@@ -32,7 +45,7 @@ def build_router(state: ServerState) -> APIRouter:
             for e in registry.index()
         ])
 
-    @router.post("/models/{model}/load",
+    @router.post("/models/{model}/load", responses=CONTROL_RESPONSES,
                  summary="Load or reload a model (model_control_mode explicit; admin key)")
     async def repository_load(model: str) -> Response:
         entry = await registry.load(model)
@@ -42,7 +55,7 @@ def build_router(state: ServerState) -> APIRouter:
             return _json({"error": f"failed to load '{model}': {entry.last_error}{kept}"}, 400)
         return _json({})
 
-    @router.post("/models/{model}/unload",
+    @router.post("/models/{model}/unload", responses=CONTROL_RESPONSES,
                  summary="Unload a model, draining it first (model_control_mode explicit; "
                          "admin key)")
     async def repository_unload(model: str) -> Response:
