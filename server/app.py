@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async def load() -> None:
+            poller = None  # its first look comes before the first load: no change goes unseen
+            if state.settings.model_control_mode == "poll":
+                poller = RepositoryPoller(state.registry, state.settings.repository_poll_secs)
             try:
                 await state.registry.load_all()
                 summary = ", ".join(f"{e.name}={e.state}" for e in state.registry.entries())
@@ -75,8 +78,8 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
                 state.load_error = str(e)
                 log.error("model repository failed to load: %s", e)
                 return
-            if state.settings.model_control_mode == "poll":
-                await RepositoryPoller(state.registry, state.settings.repository_poll_secs).run()
+            if poller is not None:
+                await poller.run()
 
         loader = asyncio.create_task(load(), name="sluice-load")
         try:
