@@ -18,9 +18,10 @@ from importlib import metadata
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from server.api import access, classify, errors, kserve
+from server.api import access, classify, control, errors, guard, kserve
 from server.lifecycle import Lifecycle
 from server.metrics import Metrics
+from server.repository.poller import RepositoryPoller
 from server.repository.registry import ModelRegistry
 from server.service import InferenceService
 from server.settings import Settings, default_threads
@@ -65,6 +66,9 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async def load() -> None:
+            poller = None  # its first look comes before the first load: no change goes unseen
+            if state.settings.model_control_mode == "poll":
+                poller = RepositoryPoller(state.registry, state.settings.repository_poll_secs)
             try:
                 await state.registry.load_all()
                 summary = ", ".join(f"{e.name}={e.state}" for e in state.registry.entries())
@@ -73,6 +77,9 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
             except Exception as e:  # the repository itself is unusable; stay live, never ready
                 state.load_error = str(e)
                 log.error("model repository failed to load: %s", e)
+                return
+            if poller is not None:
+                await poller.run()
 
         loader = asyncio.create_task(load(), name="sluice-load")
         try:
@@ -92,9 +99,11 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
         lifespan=lifespan,
     )
     errors.install(app)
+    guard.install(app, state.settings)
     access.install(app, state.metrics, access_log=state.settings.access_log)
     app.include_router(kserve.build_router(state))
     app.include_router(classify.build_router(state))
+    app.include_router(control.build_router(state))
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:

@@ -84,6 +84,30 @@ def _nothing_to_serve(repo: Path, only: Sequence[str]) -> list[str]:
     return []
 
 
+ACCESS_FLAGS = ("model_control_mode", "repository_poll_secs", "admin_keys_dir", "api_keys_dir",
+                "ssl_certfile", "ssl_keyfile")
+ACCESS_LISTS = ("allowed_hosts", "cors_origins")
+
+
+def add_access_flags(s: argparse.ArgumentParser) -> None:
+    """``sluice serve``'s access flags (settings of the same names; README "Access")."""
+    s.add_argument("--model-control-mode", choices=["none", "explicit", "poll"], default=None,
+                   help="none (default): load/unload refused; explicit: allowed with an admin "
+                   "key; poll: watch the repository (load/unload refused, as Triton)")
+    s.add_argument("--repository-poll-secs", type=float, default=None,
+                   help="poll mode: seconds between looks at the repository (default 15)")
+    s.add_argument("--admin-keys-dir", type=Path, default=None,
+                   help="folder of admin keys, one per file (a mounted Secret)")
+    s.add_argument("--api-keys-dir", type=Path, default=None,
+                   help="folder of API keys for inference and metadata, one per file")
+    s.add_argument("--allowed-hosts", default=None,
+                   help="comma-separated names the Host header may carry (default: any)")
+    s.add_argument("--cors-origins", default=None,
+                   help="comma-separated origins allowed cross-origin requests (default: none)")
+    s.add_argument("--ssl-certfile", type=Path, default=None, help="TLS certificate (PEM)")
+    s.add_argument("--ssl-keyfile", type=Path, default=None, help="TLS private key (PEM)")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -91,11 +115,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     overrides: dict[str, object] = {}
     for key in ("model_repository", "host", "port", "metrics_port", "shutdown_delay_s", "log_level",
-                "device"):
+                "device", *ACCESS_FLAGS):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.models is not None:
         overrides["models"] = _csv(args.models)
+    for key in ACCESS_LISTS:
+        if getattr(args, key) is not None:
+            overrides[key] = _csv(getattr(args, key))
     if args.no_build:
         overrides["build_missing"] = False
     try:
@@ -198,7 +225,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve a model repository over HTTP (KServe v2 + classify)")
     s.add_argument("--model-repository", type=Path, default=None,
                    help="model repository folder (default: model_repository, or SLUICE_MODEL_REPOSITORY)")
-    s.add_argument("--host", default=None, help="interface (default 0.0.0.0)")
+    s.add_argument("--host", default=None,
+                   help="interface (default 127.0.0.1; 0.0.0.0 for every interface)")
     s.add_argument("--port", type=int, default=None, help="port (default 8000)")
     s.add_argument("--metrics-port", type=int, default=None,
                    help="also serve /metrics on this port, e.g. 8002 (default 0: main port only)")
@@ -212,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
                    help="run every model on this device (cpu, cuda, cuda:N), whatever its "
                    "config.yaml says (default: each config's own; SLUICE_DEVICE)")
     s.add_argument("--log-level", default=None, help="debug, info, warning, error")
+    add_access_flags(s)
     s.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("models", help="validate a model repository and list its models")

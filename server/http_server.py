@@ -187,6 +187,8 @@ def serve(app: ASGIApp, settings: Settings, lifecycle: Lifecycle) -> int:
         log_level=settings.log_level,
         access_log=False,
         timeout_keep_alive=30,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
     )
     server = SluiceServer(config, lifecycle, metrics=metrics)
     server.run()

@@ -6,9 +6,10 @@ Read once, when the server starts (never at import time).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engines.options import cuda_index
 from server.cpus import CGROUP_ROOT, PROC_SELF_CGROUP, available_cpus
@@ -22,6 +23,16 @@ def default_threads(
     return available_cpus(cgroup_root, proc_self_cgroup)
 
 
+def _comma_list(value: object) -> object:
+    """``SLUICE_API_KEYS=a,b`` (comma-separated in the environment) as a tuple."""
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return value
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
 class Settings(BaseSettings):
     """Everything an operator can set; each field is also ``SLUICE_<NAME>``."""
 
@@ -31,8 +42,9 @@ class Settings(BaseSettings):
     """Folder holding one sub-folder per model (config.yaml + version folders)."""
     models: tuple[str, ...] = ()
     """Serve only these models (empty: every model in the repository)."""
-    host: str = "0.0.0.0"
-    """Interface to listen on."""
+    host: str = "127.0.0.1"
+    """Interface to listen on: loopback by default, so nothing off the machine reaches a server
+    nobody meant to expose; containers and manifests pass ``--host 0.0.0.0`` explicitly."""
     port: int = Field(default=8000, ge=0, le=65535)
     """HTTP port (0 picks a free one)."""
     metrics_port: int = Field(default=0, ge=0, le=65535)
@@ -70,6 +82,51 @@ class Settings(BaseSettings):
     """One JSON line per HTTP request on the ``sluice.access`` logger (stdout, INFO): request id,
     route, model, version, status, stage times, batch size, client; never the body. Off: no
     per-request formatting (the request counter, ``X-Request-ID`` and ``Server-Timing`` stay)."""
+
+    # ---- access (README "Security" / "Access") -----------------------------------------------
+    model_control_mode: Literal["none", "explicit", "poll"] = "none"
+    """Triton's ``--model-control-mode``. ``none``: load and unload answer 403; ``explicit``:
+    they work, with an admin key; ``poll``: the repository is watched every
+    ``repository_poll_secs`` (new or changed versions load, warm and replace the old, which
+    drain; removed models unload) and, as in Triton, load and unload answer 403.
+    ``/v2/repository/index`` is readable in every mode and changes nothing."""
+    repository_poll_secs: float = Field(default=15.0, ge=0.5, le=3600.0)
+    """In ``poll`` mode, seconds between two looks at the repository."""
+    admin_keys: CommaList = Field(default=(), repr=False)
+    """Keys that allow load and unload (``Authorization: Bearer <key>``); they are API keys too.
+    Without any admin key, load and unload answer 403 in every mode."""
+    admin_keys_dir: Path | None = None
+    """A folder of admin keys, one per file (a Kubernetes Secret mounted as a folder, not with
+    ``subPath``: that never updates); reread within 2 s of a change."""
+    api_keys: CommaList = Field(default=(), repr=False)
+    """Keys for inference and metadata (``Authorization: Bearer <key>``). With none configured
+    (here or in ``api_keys_dir``) inference and metadata are open."""
+    api_keys_dir: Path | None = None
+    """A folder of API keys, one per file; as ``admin_keys_dir``."""
+    health_requires_key: bool = False
+    """Also require an API key on ``/v2/health/*`` (kubelet probes then need ``httpHeaders``)."""
+    metrics_requires_key: bool = False
+    """Also require an API key on ``/metrics`` (on both ports)."""
+    allowed_hosts: CommaList = ()
+    """Names the ``Host`` header may carry (``name`` or ``name:port``; against DNS rebinding);
+    others get 421. Empty: any. ``/v2/health/*`` and ``/metrics`` are exempt (probes and scrapes
+    use the pod IP)."""
+    cors_origins: CommaList = ()
+    """Origins allowed cross-origin requests (CORS); empty: CORS off and any cross-site POST
+    refused."""
+    ssl_certfile: Path | None = None
+    """TLS certificate (PEM) to serve HTTPS; needs ``ssl_keyfile``."""
+    ssl_keyfile: Path | None = None
+    """TLS private key (PEM) for ``ssl_certfile``."""
+
+    _lists = field_validator("admin_keys", "api_keys", "allowed_hosts", "cors_origins",
+                             mode="before")(_comma_list)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile: set both, or neither")
+        return self
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:

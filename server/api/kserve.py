@@ -1,4 +1,5 @@
-"""KServe v2 / Triton HTTP routes: health, metadata, infer (JSON and binary), repository control."""
+"""KServe v2 / Triton HTTP routes: health, metadata, infer (JSON and binary); repository control
+lives in ``server.api.control``."""
 
 from __future__ import annotations
 
@@ -122,25 +123,5 @@ def build_router(state: ServerState) -> APIRouter:
             encoded.body, media_type="application/octet-stream",
             headers={"Inference-Header-Content-Length": str(encoded.header_length)},
         )
-
-    @router.post("/repository/index", summary="List the repository's models and their state")
-    async def repository_index() -> Response:
-        return _json([
-            {"name": e.name, "version": str(max(e.versions)) if e.versions else "",
-             "state": e.state, "reason": e.reason}
-            for e in registry.index()
-        ])
-
-    @router.post("/repository/models/{model}/load", summary="Load or reload a model")
-    async def repository_load(model: str) -> Response:
-        entry = await registry.load(model)
-        if entry.state != "READY":
-            return _json({"error": f"failed to load '{model}': {entry.reason}"}, 400)
-        return _json({})
-
-    @router.post("/repository/models/{model}/unload", summary="Unload a model (drains it first)")
-    async def repository_unload(model: str) -> Response:
-        await registry.unload(model)
-        return _json({})
 
     return router

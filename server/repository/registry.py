@@ -2,6 +2,11 @@
 
 States follow Triton's repository index: ``READY``, ``LOADING``, ``UNAVAILABLE`` (with a reason).
 A model that fails to load is recorded as UNAVAILABLE with its error and never blocks the others.
+
+Only names of model folders (a sub-folder with a config.yaml) within ``--models`` when that is
+set are ever loaded or unloaded; any other name is ModelNotFound and leaves nothing behind.
+Readiness counts only the models that should be serving (loaded at start-up or by ``load``, not
+unloaded since). A reload that fails keeps the old versions serving, and the model ready.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ class ModelEntry:
     state: str = "UNAVAILABLE"
     reason: str = ""
     versions: dict[int, ModelVersion] = field(default_factory=dict)
+    wanted: bool = False
+    """Should be serving: counted by readiness (False once unloaded)."""
+    last_error: str = ""
+    """Why the latest load failed ("" when it succeeded), also when old versions still serve."""
 
     @property
     def latest(self) -> ModelVersion | None:
@@ -92,9 +101,11 @@ class ModelRegistry:
         return loaded
 
     def is_ready(self) -> bool:
-        """Triton's strict readiness: start-up finished and every model that should be, serving."""
+        """Triton's strict readiness: start-up finished and every model that should be serving
+        (loaded at start-up or by ``load``, not unloaded since) is; never with an empty
+        repository."""
         return self.startup_complete and bool(self._entries) and all(
-            e.state == "READY" for e in self._entries.values()
+            e.state == "READY" for e in self._entries.values() if e.wanted
         )
 
     # ---- loading -------------------------------------------------------------------------
@@ -110,31 +121,54 @@ class ModelRegistry:
             folders = [by_name[n] for n in self._only]
         return folders
 
+    def in_scope(self, name: str) -> bool:
+        """``name`` is a model folder this server may serve (within ``--models`` if set)."""
+        if self._only and name not in self._only:
+            return False
+        try:
+            return any(f.name == name for f in list_model_folders(self.repository))
+        except ConfigError:
+            return False
+
+    def _check_scope(self, name: str) -> None:
+        if self._only and name not in self._only:
+            raise ModelNotFound(f"model '{name}' is not one this server serves "
+                                f"(--models: {', '.join(self._only)})")
+        if not self.in_scope(name):
+            raise ModelNotFound(f"model '{name}' is not in the repository")
+
     def index(self) -> list[ModelEntry]:
-        """Every model folder in the repository, loaded or not (Triton's repository index)."""
-        for folder in list_model_folders(self.repository):
-            self._entries.setdefault(folder.name, ModelEntry(folder.name))
-        return self.entries()
+        """The models this server may serve, loaded or not (Triton's repository index); those
+        not loaded yet are shown UNAVAILABLE. Changes nothing."""
+        names = {f.name for f in list_model_folders(self.repository)}
+        if self._only:
+            names &= set(self._only)
+        names |= set(self._entries)
+        return [self._entries.get(n) or ModelEntry(n) for n in sorted(names)]
 
     async def load_all(self) -> None:
         folders = self._folders()
         for folder in folders:
             self._entries.setdefault(folder.name, ModelEntry(folder.name, state="LOADING"))
+            self._entries[folder.name].wanted = True
         await asyncio.gather(*(self.load(folder.name) for folder in folders))
         self.startup_complete = True
 
     async def load(self, name: str) -> ModelEntry:
-        """(Re)load a model: new versions start serving before old ones drain."""
+        """(Re)load a model: new versions start serving before old ones drain. A name outside
+        the repository or ``--models`` raises ModelNotFound and leaves no entry behind; a failed
+        reload keeps the old versions serving (see ``ModelEntry.last_error``)."""
+        self._check_scope(name)
         async with self._locks.setdefault(name, asyncio.Lock()):
             entry = self._entries.setdefault(name, ModelEntry(name))
+            entry.wanted = True
             folder = self.repository / name
             previous = dict(entry.versions)
             try:
-                if not (folder / "config.yaml").is_file():
-                    raise ModelNotFound(f"model '{name}' is not in the repository")
                 config = with_device(read_config(folder), self._device)
                 wanted = select_versions(folder, config)
-                entry.state, entry.reason = "LOADING", ""
+                if not previous:
+                    entry.state, entry.reason = "LOADING", ""
                 loaded = await asyncio.gather(
                     *(
                         load_version(
@@ -153,26 +187,34 @@ class ModelRegistry:
                         await version.stop(0.0)
                     raise errors[0]
             except (SluiceError, OSError) as e:
-                entry.state, entry.reason = "UNAVAILABLE", str(e)
-                log.error("model %s failed to load: %s", name, e)
-                if isinstance(e, ModelNotFound):
-                    raise
-                return entry
+                return self._failed(entry, str(e))
             except Exception as e:  # an engine library's own error: still one model's failure
-                entry.state, entry.reason = "UNAVAILABLE", f"{type(e).__name__}: {e}"
                 log.exception("model %s failed to load", name)
-                return entry
+                return self._failed(entry, f"{type(e).__name__}: {e}")
             entry.versions = {v.version: v for v in fresh}
-            entry.state, entry.reason = "READY", ""
+            entry.state, entry.reason, entry.last_error = "READY", "", ""
             for old in previous.values():
                 await old.stop(self._drain_timeout_s)
             return entry
 
+    def _failed(self, entry: ModelEntry, reason: str) -> ModelEntry:
+        entry.last_error = reason
+        if entry.versions:
+            log.error("model %s failed to reload; its old versions keep serving: %s",
+                      entry.name, reason)
+        else:
+            entry.state, entry.reason = "UNAVAILABLE", reason
+            log.error("model %s failed to load: %s", entry.name, reason)
+        return entry
+
     async def unload(self, name: str) -> None:
+        if self._only and name not in self._only:
+            self._check_scope(name)
+        entry = self._entries.get(name)
+        if entry is None:
+            raise ModelNotFound(f"model '{name}' is not in the repository")
         async with self._locks.setdefault(name, asyncio.Lock()):
-            entry = self._entries.get(name)
-            if entry is None:
-                raise ModelNotFound(f"model '{name}' is not in the repository")
+            entry.wanted = False
             versions, entry.versions = entry.versions, {}
             entry.state, entry.reason = "UNAVAILABLE", "unloaded"
             await asyncio.gather(*(v.stop(self._drain_timeout_s) for v in versions.values()))

@@ -54,7 +54,7 @@ def test_runtime_contract(dockerfile: Path) -> None:
     assert runtime["EXPOSE"].split() == ["8000", "8002"]
     assert "/v2/health/ready" in runtime["HEALTHCHECK"]
     env = runtime["ENV"]
-    for setting in ("HF_HUB_OFFLINE=1", "PYTHONDONTWRITEBYTECODE=1", "HOME=/tmp"):
+    for setting in ("HF_HUB_OFFLINE=1", "PYTHONDONTWRITEBYTECODE=1", "HOME=/tmp", "SLUICE_HOST=0.0.0.0"):
         assert setting in env, setting
 
 

@@ -187,3 +187,25 @@ def test_repository_path_is_the_images(rendered: dict[str, list[Obj]]) -> None:
     assert ":/models:ro" in compose
     for overlay in OVERLAYS:
         assert _arg(_sluice(rendered, overlay), "--model-repository") == "/models"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_keys_come_from_secret_folders_that_update_in_place(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    pod = _deployment(rendered, overlay)["spec"]["template"]["spec"]
+    sluice = _sluice(rendered, overlay)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    settings = _settings(rendered, overlay)
+    assert _arg(sluice, "--host") == "0.0.0.0"  # the server's own default is loopback
+    assert settings["SLUICE_MODEL_CONTROL_MODE"] == "none"
+    mounts = {m["mountPath"]: m for m in sluice["volumeMounts"]}
+    for setting in ("SLUICE_API_KEYS_DIR", "SLUICE_ADMIN_KEYS_DIR"):
+        mount = mounts[settings[setting]]
+        assert "subPath" not in mount, "a subPath mount never sees the Secret change"
+        assert mount["readOnly"] is True
+        secret = volumes[mount["name"]]["secret"]
+        assert secret["optional"] is True and secret["defaultMode"] == 0o440
+    for mount in sluice["volumeMounts"]:
+        if "secret" in volumes[mount["name"]]:
+            assert "subPath" not in mount

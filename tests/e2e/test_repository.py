@@ -15,6 +15,8 @@ from tests.support.server_process import ServerProcess, start_server
 from tests.support.tensor_model import expected_scores, make_ranker_model
 
 pytestmark = pytest.mark.e2e
+ADMIN_KEY = "repository-test-admin-key"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,9 @@ def mixed_repository(tiny_repository: Path, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="module")
 def server(mixed_repository: Path) -> Iterator[ServerProcess]:
-    proc = start_server(mixed_repository, expect_ready=False)
+    proc = start_server(mixed_repository, expect_ready=False,
+                        extra_args=["--model-control-mode", "explicit"],
+                        env={"SLUICE_ADMIN_KEYS": ADMIN_KEY})
     yield proc
     proc.stop()
 
@@ -72,7 +76,7 @@ def test_tensor_model_via_tritonclient_batches_rows(server: ServerProcess) -> No
 
 
 def test_unload_then_load_again(server: ServerProcess) -> None:
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(base_url=server.url, headers=ADMIN) as c:
         assert c.post("/v2/repository/models/ranker/unload").status_code == 200
         r = c.post("/v2/models/ranker/infer", json={"inputs": [
             {"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
