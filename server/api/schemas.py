@@ -198,9 +198,17 @@ def inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
 def infer_request_body(example: dict[str, Any]) -> dict[str, Any]:
     """``openapi_extra`` of the infer route: the JSON body (the binary extension is not
     describable in OpenAPI; see the module docstring)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": inlined_schema(InferRequestBody), "example": example,
-    }}}}
+    return {
+        "parameters": [{
+            "name": "Inference-Header-Content-Length", "in": "header", "required": False,
+            "description": "Binary tensor extension: bytes of the JSON header at the start of "
+                           "the body; the binary tensors follow it.",
+            "schema": {"type": "integer", "minimum": 0},
+        }],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": inlined_schema(InferRequestBody), "example": example,
+        }}},
+    }
 
 
 def infer_responses() -> dict[int | str, dict[str, Any]]:
