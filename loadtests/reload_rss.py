@@ -67,7 +67,8 @@ def _empty_server_rss(args: Sequence[str], env: Mapping[str, str]) -> int:
 
 
 def measure(repository: Path, model: str, cycles: int = 20, server_args: Sequence[str] = (),
-            admin_key: str | None = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+            admin_key: str | None = None, env: Mapping[str, str] | None = None,
+            requests_per_cycle: int = 5) -> dict[str, Any]:
     full_env = servers.thread_env(1, None)
     full_env.update(env or {})
     empty_rss = _empty_server_rss(server_args, full_env)
@@ -84,7 +85,7 @@ def measure(repository: Path, model: str, cycles: int = 20, server_args: Sequenc
             client.post(f"/v2/repository/models/{model}/unload").raise_for_status()
             unloaded = rss_kib(pid)
             client.post(f"/v2/repository/models/{model}/load").raise_for_status()
-            _warm(client, model, 5)
+            _warm(client, model, requests_per_cycle)
             rows.append({"cycle": i, "unloaded_kib": unloaded, "loaded_kib": rss_kib(pid)})
     one_load = loaded_rss - empty_rss
     growth = rows[-1]["loaded_kib"] - loaded_rss
@@ -118,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cycles", type=int, default=20)
     p.add_argument("--admin-key", default=None)
     p.add_argument("--server-arg", action="append", default=[])
+    p.add_argument("--requests-per-cycle", type=int, default=5,
+                   help="classify requests after each load (default 5)")
     p.add_argument("--env", action="append", default=[], help="K=V for the server, repeatable")
     p.add_argument("--report", type=Path, default=Path("reload-rss-report.json"))
     args = p.parse_args(argv)
@@ -127,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         repository = make_tiny_repository(Path(tempfile.mkdtemp(prefix="sluice-rss-")))
     env = dict(kv.split("=", 1) for kv in args.env)
-    doc = measure(repository, args.model, args.cycles, args.server_arg, args.admin_key, env)
+    doc = measure(repository, args.model, args.cycles, args.server_arg, args.admin_key, env,
+                  args.requests_per_cycle)
     print(table(doc))
     args.report.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"report: {args.report}")
