@@ -89,10 +89,13 @@ def measure(repository: Path, model: str, cycles: int = 20, server_args: Sequenc
             rows.append({"cycle": i, "unloaded_kib": unloaded, "loaded_kib": rss_kib(pid)})
     one_load = loaded_rss - empty_rss
     growth = rows[-1]["loaded_kib"] - loaded_rss
+    steady = rows[-1]["loaded_kib"] - rows[0]["loaded_kib"]  # after the first reload's step
     return {
         "model": model, "cycles": cycles, "env": dict(env or {}),
         "empty_server_kib": empty_rss, "loaded_kib": loaded_rss, "one_load_kib": one_load,
         "growth_kib": growth, "growth_of_one_load": round(growth / one_load, 4) if one_load else None,
+        "steady_growth_kib": steady,
+        "steady_growth_of_one_load": round(steady / one_load, 4) if one_load else None,
         "passed": one_load > 0 and growth < 0.10 * one_load, "rows": rows,
     }
 
@@ -106,7 +109,8 @@ def table(doc: dict[str, Any]) -> str:
         f"{doc['loaded_kib'] / 1024:.1f} MiB, one load adds {doc['one_load_kib'] / 1024:.1f} MiB; "
         f"after {doc['cycles']} cycles {doc['growth_kib'] / 1024:+.1f} MiB = "
         f"{doc['growth_of_one_load']:.1%} of one load (target < 10%): "
-        f"{'PASS' if doc['passed'] else 'FAIL'}"
+        f"{'PASS' if doc['passed'] else 'FAIL'}; from cycle 1 to {doc['cycles']} "
+        f"{doc['steady_growth_kib'] / 1024:+.1f} MiB = {doc['steady_growth_of_one_load']:.1%}"
     )
     return "\n".join(lines)
 
