@@ -38,6 +38,10 @@ CASES_PER_OPERATION = 25
 REQUEST_TIMEOUT_S = 10.0
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
+#: Model-control flags and the admin key, for when load/unload need them (access settings):
+#: e.g. ["--model-control-mode", "explicit", ...] and {"Authorization": "Bearer <key>"}.
+SERVER_ARGS: list[str] = []
+ADMIN_HEADERS: dict[str, str] = {}
 #: Not part of Sluice's own API description (Prometheus text format; FastAPI's doc pages).
 SKIPPED = {"/metrics"}
 
@@ -47,7 +51,7 @@ def server(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     """The ONNX tiny model alone (load of anything else answers 404 fast)."""
     repo = tmp_path_factory.mktemp("fuzz-repo")
     shutil.copytree(tiny_repository / MODEL, repo / MODEL)
-    proc = start_server(repo, extra_args=["--shutdown-delay-s", "0"])
+    proc = start_server(repo, extra_args=["--shutdown-delay-s", "0", *SERVER_ARGS])
     yield proc
     proc.stop()
 
@@ -87,8 +91,9 @@ def fuzz(server: ServerProcess, operation: Any, mode: GenerationMode) -> Counter
                 case.headers = {}
                 case.body = {"inputs": [{"name": "text", "shape": [len(texts)],
                                          "datatype": "BYTES", "data": texts}]}
+        headers = ADMIN_HEADERS if "/repository/" in operation.path else None
         response = case.call_and_validate(base_url=server.url, session=session, checks=CHECKS,
-                                          timeout=REQUEST_TIMEOUT_S)
+                                          headers=headers, timeout=REQUEST_TIMEOUT_S)
         seen[response.status_code] += 1
 
     try:
@@ -128,7 +133,8 @@ def test_repository_routes_conform_and_the_model_comes_back(server: ServerProces
     assert len(ops) == 3
     for op in ops:
         fuzz(server, op, GenerationMode.POSITIVE)
-    requests.post(f"{server.url}/v2/repository/models/{MODEL}/load", timeout=60).raise_for_status()
+    requests.post(f"{server.url}/v2/repository/models/{MODEL}/load", headers=ADMIN_HEADERS,
+                  timeout=60).raise_for_status()
     r = requests.post(f"{server.url}/v1/models/{MODEL}/classify", json={"inputs": ["ok"]},
                       timeout=REQUEST_TIMEOUT_S)
     assert r.status_code == 200, r.text

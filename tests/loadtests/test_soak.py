@@ -16,6 +16,9 @@ from loadtests import soak
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+#: Model-control flags and the admin key, for when reloads need them (access settings).
+SERVER_ARGS: list[str] = []
+ADMIN_KEY: str | None = None
 EXPECTED = {"v2_json": {"200", "503"}, "v2_binary": {"200", "503"}, "classify": {"200", "503"},
             "slow_client": {"200", "408", "503"}, "bad_json": {"400"}, "bad_datatype": {"400"},
             "too_many_texts": {"413"}, "oversized": {"413"}, "reload": {"200"}}
@@ -23,7 +26,8 @@ EXPECTED = {"v2_json": {"200", "503"}, "v2_binary": {"200", "503"}, "classify": 
 
 def test_short_soak_loses_nothing(tiny_repository: Path, tmp_path: Path) -> None:
     cfg = soak.SoakConfig(repository=tiny_repository, model="tiny-sentiment", duration_s=15.0,
-                          warmup_s=4.0, workers=4, reload_every_s=4.0)
+                          warmup_s=4.0, workers=4, reload_every_s=4.0,
+                          server_args=SERVER_ARGS, admin_key=ADMIN_KEY)
     doc = soak.run(cfg)
     print(soak.table(doc))
     assert doc["server_alive"]
