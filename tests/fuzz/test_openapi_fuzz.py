@@ -138,3 +138,23 @@ def test_repository_routes_conform_and_the_model_comes_back(server: ServerProces
     r = requests.post(f"{server.url}/v1/models/{MODEL}/classify", json={"inputs": ["ok"]},
                       timeout=REQUEST_TIMEOUT_S)
     assert r.status_code == 200, r.text
+
+
+#: Until branch ``input`` is merged (notes/fuzz-findings.md, H1): remove then.
+PENDING_INPUT = pytest.mark.xfail(strict=False, reason="fixed on branch input")
+
+
+@PENDING_INPUT
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(st.integers(min_value=1, max_value=6000).map(lambda n: "9" * n),
+                 st.text(alphabet="0123456789²³¹٣+- ", min_size=1, max_size=12)))
+def test_header_length_values_never_500(server: ServerProcess, value: str) -> None:
+    """``Inference-Header-Content-Length`` beyond what the schema's integer says: digits past
+    Python's int limit, Unicode digits, signs. The body is valid JSON, so only the header is
+    wrong (outside the generated cases above: schemathesis keeps headers short)."""
+    body = b'{"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["a"]}]}'
+    r = requests.post(f"{server.url}/v2/models/{MODEL}/infer", data=body, timeout=REQUEST_TIMEOUT_S,
+                      headers={"Inference-Header-Content-Length": value.encode("utf-8")
+                               .decode("latin-1"), "Content-Type": "application/json"})
+    assert r.status_code in (200, 400, 413), (value[:20], len(value), r.status_code, r.text)
+    assert "error" in r.json() or r.status_code == 200
