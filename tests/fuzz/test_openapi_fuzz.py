@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MODEL = "tiny-sentiment"
 CASES_PER_OPERATION = 25
-REQUEST_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 30.0  # a hang, not a slow answer on a loaded 2-core CI machine
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 #: Model-control flags and the admin key, for when load/unload need them (access settings):
@@ -145,7 +145,8 @@ PENDING_INPUT = pytest.mark.xfail(strict=False, reason="fixed on branch input")
 
 
 @PENDING_INPUT
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.explicit, Phase.generate])  # no shrinking: the CI budget
 @given(st.one_of(st.integers(min_value=1, max_value=6000).map(lambda n: "9" * n),
                  st.text(alphabet="0123456789²³¹٣+- ", min_size=1, max_size=12)))
 def test_header_length_values_never_500(server: ServerProcess, value: str) -> None:
