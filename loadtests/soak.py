@@ -22,7 +22,6 @@ import argparse
 import importlib
 import json
 import random
-import socket
 import tempfile
 import threading
 import time
@@ -33,13 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from loadtests import servers
+from loadtests.soak_clients import binary_request, http_request, slow_request
 from loadtests.stats import percentile
 
-TEXTS = ["my flight was cancelled again", "thanks for the upgrade!", "where is my bag",
-         "the crew was lovely", "three hours on the tarmac, no water"]
 #: kind -> weight in the mix
 MIX = {"v2_json": 30, "v2_binary": 20, "classify": 30, "bad_json": 5, "bad_datatype": 5,
        "too_many_texts": 5, "oversized": 1, "slow_client": 4}
@@ -97,70 +94,7 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-# ---- clients -------------------------------------------------------------------------------
-def _texts(rng: random.Random) -> list[str]:
-    return [rng.choice(TEXTS) for _ in range(rng.randint(1, 4))]
-
-
-def _http(client: httpx.Client, cfg: SoakConfig, kind: str, rng: random.Random) -> int:
-    m = cfg.model
-    if kind == "v2_json":
-        texts = _texts(rng)
-        body = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES",
-                            "data": texts}]}
-        return client.post(f"/v2/models/{m}/infer", json=body).status_code
-    if kind == "classify":
-        return client.post(f"/v1/models/{m}/classify", json={"inputs": _texts(rng)}).status_code
-    if kind == "bad_json":
-        return client.post(f"/v2/models/{m}/infer", content=b'{"inputs": [',
-                           headers={"content-type": "application/json"}).status_code
-    if kind == "bad_datatype":
-        body = {"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
-        return client.post(f"/v2/models/{m}/infer", json=body).status_code
-    if kind == "too_many_texts":
-        return client.post(f"/v1/models/{m}/classify", json={"inputs": ["a"] * 65}).status_code
-    if kind == "oversized":
-        return client.post(f"/v1/models/{m}/classify",
-                           content=b"x" * (cfg.max_request_bytes + 1)).status_code
-    raise ValueError(kind)
-
-
-def _binary(triton: Any, cfg: SoakConfig, rng: random.Random) -> int:
-    import tritonclient.http as th
-    from tritonclient.utils import InferenceServerException
-
-    texts = _texts(rng)
-    inp = th.InferInput("text", [len(texts)], "BYTES")
-    inp.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object), binary_data=True)
-    try:
-        triton.infer(cfg.model, [inp])
-    except InferenceServerException as e:
-        status = e.status()
-        return int(status) if status and str(status).isdigit() else 599
-    return 200
-
-
-def _slow(url: str, cfg: SoakConfig, rng: random.Random) -> int:
-    """A client that sends its request a few bytes at a time over ~1 s, then reads the answer."""
-    host, port = url.removeprefix("http://").split(":")
-    body = json.dumps({"inputs": _texts(rng)}).encode()
-    request = (f"POST /v1/models/{cfg.model}/classify HTTP/1.1\r\nHost: {host}\r\n"
-               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-               "Connection: close\r\n\r\n").encode() + body
-    with socket.create_connection((host, int(port)), timeout=cfg.request_timeout_s) as s:
-        step = max(1, len(request) // 20)
-        for i in range(0, len(request), step):
-            s.sendall(request[i : i + step])
-            time.sleep(0.05)
-        data = b""
-        while b"\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                raise ConnectionError("closed before the status line")
-            data += chunk
-    return int(data.split(b" ", 2)[1])
-
-
+# ---- threads -------------------------------------------------------------------------------
 def _worker(url: str, cfg: SoakConfig, tally: Tally, stop: threading.Event, seed: int) -> None:
     import tritonclient.http as th
 
@@ -174,11 +108,11 @@ def _worker(url: str, cfg: SoakConfig, tally: Tally, stop: threading.Event, seed
             start = time.perf_counter()
             try:
                 if kind == "v2_binary":
-                    status = _binary(triton, cfg, rng)
+                    status = binary_request(triton, cfg, rng)
                 elif kind == "slow_client":
-                    status = _slow(url, cfg, rng)
+                    status = slow_request(url, cfg, rng)
                 else:
-                    status = _http(client, cfg, kind, rng)
+                    status = http_request(client, cfg, kind, rng)
             except Exception as e:  # a lost request: the reason is what the report counts
                 tally.record(kind, None, 0.0, type(e).__name__)
                 continue
