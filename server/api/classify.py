@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from server.api import schemas as oas
 from server.api.body import read_body, unless_disconnected
 from server.errors import InvalidInput, ModelNotReady
 from server.state import ServerState
@@ -79,6 +80,7 @@ def build_router(state: ServerState) -> APIRouter:
         "/models/{model}/classify",
         summary="Classify texts",
         response_model=ClassifyResponse,
+        responses=oas.errors(*oas.INFERENCE),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": schema, "example": schema["examples"][0]}}}},
     )

@@ -13,6 +13,7 @@ import orjson
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from server.api import schemas as oas
 from server.state import ServerState
 
 
@@ -37,7 +38,8 @@ def build_router(state: ServerState) -> APIRouter:
     router = APIRouter(prefix="/v2/repository", tags=["KServe v2"])
     registry = state.registry
 
-    @router.post("/index", summary="List the repository's models and their state")
+    @router.post("/index", summary="List the repository's models and their state",
+                 responses={200: {"model": list[oas.IndexEntry]}, **oas.errors(*oas.COMMON)})
     async def repository_index() -> Response:
         return _json([
             {"name": e.name, "version": str(max(e.versions)) if e.versions else "",
@@ -45,7 +47,8 @@ def build_router(state: ServerState) -> APIRouter:
             for e in registry.index()
         ])
 
-    @router.post("/models/{model}/load", responses=CONTROL_RESPONSES,
+    @router.post("/models/{model}/load", responses={200: {"model": oas.Empty}, **oas.errors(*oas.MODEL),
+                                            **CONTROL_RESPONSES},
                  summary="Load or reload a model (model_control_mode explicit; admin key)")
     async def repository_load(model: str) -> Response:
         entry = await registry.load(model)
@@ -55,7 +58,8 @@ def build_router(state: ServerState) -> APIRouter:
             return _json({"error": f"failed to load '{model}': {entry.last_error}{kept}"}, 400)
         return _json({})
 
-    @router.post("/models/{model}/unload", responses=CONTROL_RESPONSES,
+    @router.post("/models/{model}/unload", responses={200: {"model": oas.Empty}, **oas.errors(*oas.MODEL),
+                                            **CONTROL_RESPONSES},
                  summary="Unload a model, draining it first (model_control_mode explicit; "
                          "admin key)")
     async def repository_unload(model: str) -> Response:

@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from server.api import schemas as oas
 from server.api.body import read_body, unless_disconnected
 from server.errors import InvalidInput, ModelNotReady
 from server.protocol.v2 import HEADER_LENGTH, decode_request
@@ -49,16 +50,21 @@ def build_router(state: ServerState) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["KServe v2"])
     registry = state.registry
 
-    @router.get("", summary="Server metadata")
+    @router.get("", summary="Server metadata",
+                responses={200: {"model": oas.ServerMetadata}, **oas.errors(*oas.COMMON)})
     async def server_metadata() -> Response:
         return _json({"name": "sluice", "version": state.version, "extensions": EXTENSIONS})
 
-    @router.get("/health/live", summary="Liveness: 200 while the process runs")
+    @router.get("/health/live", summary="Liveness: 200 while the process runs",
+                responses={200: {"model": oas.Live}, **oas.errors(*oas.COMMON)})
     async def live() -> Response:
         return _json({"live": True})
 
     @router.get("/health/ready",
-                summary="Readiness: 200 once every model is serving, 503 from the shutdown signal")
+                summary="Readiness: 200 once every model is serving, 503 from the shutdown signal",
+                responses={200: {"model": oas.Ready},
+                           503: {"model": oas.Ready, "description": "Not ready"},
+                           **oas.errors(*(s for s in oas.COMMON if s != 503))})
     async def ready() -> Response:
         ok = registry.is_ready() and state.lifecycle.ready
         return _json({"ready": ok}, 200 if ok else 503)
@@ -67,25 +73,32 @@ def build_router(state: ServerState) -> APIRouter:
         entry = next((e for e in registry.entries() if e.name == name), None)
         return [str(v) for v in sorted(entry.versions)] if entry else []
 
-    @router.get("/models/{model}", summary="Model metadata")
-    @router.get("/models/{model}/versions/{version}", summary="Model version metadata")
+    @router.get("/models/{model}", summary="Model metadata",
+                responses={200: {"model": oas.ModelMetadata}, **oas.errors(*oas.MODEL)})
+    @router.get("/models/{model}/versions/{version}", summary="Model version metadata",
+                responses={200: {"model": oas.ModelMetadata}, **oas.errors(*oas.MODEL)})
     async def model_metadata(model: str, version: str | None = None) -> Response:
         loaded = registry.get(model, version)
         return _json(_metadata(loaded, versions_of(model)))
 
-    @router.get("/models/{model}/ready", summary="Model readiness")
-    @router.get("/models/{model}/versions/{version}/ready", summary="Model version readiness")
+    @router.get("/models/{model}/ready", summary="Model readiness",
+                responses={200: {"model": oas.ModelReady}, **oas.errors(*oas.MODEL)})
+    @router.get("/models/{model}/versions/{version}/ready", summary="Model version readiness",
+                responses={200: {"model": oas.ModelReady}, **oas.errors(*oas.MODEL)})
     async def model_ready(model: str, version: str | None = None) -> Response:
         registry.get(model, version)  # raises 404 / 503
         return _json({"name": model, "ready": True})
 
-    @router.get("/models/{model}/config", summary="Model configuration (config.yaml, resolved)")
+    @router.get("/models/{model}/config", summary="Model configuration (config.yaml, resolved)",
+                responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+                           **oas.errors(*oas.MODEL)})
     @router.get("/models/{model}/versions/{version}/config", include_in_schema=False)
     async def model_config(model: str, version: str | None = None) -> Response:
         loaded = registry.get(model, version)
         return _json({"name": model, **loaded.config.model_dump(mode="json")})
 
-    @router.get("/models/{model}/stats", summary="Model statistics")
+    @router.get("/models/{model}/stats", summary="Model statistics",
+                responses={200: {"model": oas.ModelStats}, **oas.errors(*oas.MODEL)})
     @router.get("/models/{model}/versions/{version}/stats", include_in_schema=False)
     async def model_stats(model: str, version: str | None = None) -> Response:
         loaded = registry.get(model, version)
@@ -99,8 +112,8 @@ def build_router(state: ServerState) -> APIRouter:
     @router.post(
         "/models/{model}/infer",
         summary="Inference (JSON tensors, or the binary tensor extension)",
-        openapi_extra={"requestBody": {"content": {"application/json": {
-            "schema": {"type": "object"}, "example": INFER_EXAMPLE}}, "required": True}},
+        openapi_extra=oas.infer_request_body(INFER_EXAMPLE),
+        responses=oas.infer_responses(),
     )
     @router.post("/models/{model}/versions/{version}/infer", include_in_schema=False)
     async def infer(request: Request, model: str, version: str | None = None) -> Response:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.errors import ConfigError, ModelNotFound, ModelNotReady, SluiceError
+from server.memory import release_freed_memory
 from server.metrics import Metrics
 from server.repository.loader import (
     ModelVersion,
@@ -195,6 +196,8 @@ class ModelRegistry:
             entry.state, entry.reason, entry.last_error = "READY", "", ""
             for old in previous.values():
                 await old.stop(self._drain_timeout_s)
+            if previous:
+                release_freed_memory()
             return entry
 
     def _failed(self, entry: ModelEntry, reason: str) -> ModelEntry:
@@ -218,6 +221,7 @@ class ModelRegistry:
             versions, entry.versions = entry.versions, {}
             entry.state, entry.reason = "UNAVAILABLE", "unloaded"
             await asyncio.gather(*(v.stop(self._drain_timeout_s) for v in versions.values()))
+            release_freed_memory()
 
     async def close(self) -> None:
         """Drain every model (used on shutdown)."""
