@@ -37,7 +37,7 @@ def _metadata(model: ModelVersion, versions: list[str]) -> dict[str, Any]:
     return {
         "name": model.name,
         "versions": versions,
-        "platform": PLATFORM[model.config.engine.backend],
+        "platform": PLATFORM.get(model.config.engine.backend, "sluice_plugin"),
         "inputs": tensors(model.inputs),
         "outputs": tensors(model.outputs),
         "parameters": {"task": model.config.task, "labels": list(model.config.labels)},
