@@ -75,7 +75,9 @@ def build_router(state: ServerState) -> APIRouter:
     @router.get("/models/{model}/ready", summary="Model readiness")
     @router.get("/models/{model}/versions/{version}/ready", summary="Model version readiness")
     async def model_ready(model: str, version: str | None = None) -> Response:
-        registry.get(model, version)  # raises 404 / 503
+        loaded = registry.get(model, version)  # raises 404 / 503
+        if not loaded.available:  # engine calls stuck past the watchdog
+            raise ModelNotReady(f"model '{model}' is unavailable: {loaded.batcher.unavailable_reason}")
         return _json({"name": model, "ready": True})
 
     @router.get("/models/{model}/config", summary="Model configuration (config.yaml, resolved)")
