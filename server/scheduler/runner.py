@@ -15,6 +15,10 @@ and owns that instance until it is free again:
 - **Out of memory.** A batch whose call raises :class:`~engines.errors.EngineOutOfMemory` is
   prepared again in halves, each run in turn (halved again if need be) before it fails.
 - Every other error propagates to the batcher, which fails that batch only.
+
+Each instance's calls run on a thread of its own (one call at a time per instance anyway), so an
+abandoned call holds only its own thread, never one of the shared workers that prepare batches;
+an abandoned instance's thread is retired and its replacement gets a new one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from engines.errors import EngineOutOfMemory
@@ -77,6 +81,7 @@ class EngineRunner(Generic[P, R]):
         self._reason = ""
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._threads: dict[int, ThreadPoolExecutor] = {}  # instance -> its engine-call thread
 
     @property
     def limits(self) -> WatchdogLimits | None:
@@ -119,6 +124,16 @@ class EngineRunner(Generic[P, R]):
         self._closed = True
         for task in self._tasks:
             task.cancel()
+        for thread in self._threads.values():
+            thread.shutdown(wait=False)
+        self._threads.clear()
+
+    def _thread_of(self, instance: int) -> ThreadPoolExecutor:
+        thread = self._threads.get(instance)
+        if thread is None:
+            thread = ThreadPoolExecutor(1, thread_name_prefix=f"sluice-{self._name}-engine{instance}")
+            self._threads[instance] = thread
+        return thread
 
     # -- one batch -----------------------------------------------------------------------------
 
@@ -157,7 +172,7 @@ class EngineRunner(Generic[P, R]):
             return result, time.perf_counter() - started
 
         loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(self._executor(), timed)
+        call = loop.run_in_executor(self._thread_of(instance), timed)
         if self._limits is None:
             return await call
         limit_s = self._limits.limit_s(expected_s)
@@ -186,6 +201,9 @@ class EngineRunner(Generic[P, R]):
         assert self._limits is not None
         self._stuck += 1
         self._failures += 1
+        retired = self._threads.pop(instance, None)
+        if retired is not None:  # the stuck call keeps it; it ends when the call returns
+            retired.shutdown(wait=False)
         call.add_done_callback(functools.partial(self._stuck_call_done, instance))
         logger.error("model %s: engine call on instance %d stuck past the watchdog limit "
                      "(%d stuck)", self._name, instance, self._stuck)
