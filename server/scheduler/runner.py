@@ -11,7 +11,7 @@ and owns that instance until it is free again:
   replacements after consecutive timeouts back off exponentially (bounded). At
   ``max_stuck_calls`` the model is UNAVAILABLE (``on_health(False, reason)``) and no instance is
   replaced; as stuck calls finish their instances come back, and below the cap it is available
-  again (``on_health(True, "")``).
+  again (``on_health(True, "")``) and the instances still stuck are replaced.
 - **Out of memory.** A batch whose call raises :class:`~engines.errors.EngineOutOfMemory` is
   prepared again in halves, each run in turn (halved again if need be) before it fails.
 - Every other error propagates to the batcher, which fails that batch only.
@@ -213,9 +213,7 @@ class EngineRunner(Generic[P, R]):
                 self._set_health(False, f"{self._stuck} engine calls are stuck past the watchdog "
                                         f"limit (max_stuck_calls {self._limits.max_stuck_calls})")
             return
-        task = asyncio.create_task(self._replace_later(instance, self._failures))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn_replacement(instance)
 
     def _stuck_call_done(self, instance: int, call: asyncio.Future[Any]) -> None:
         if not call.cancelled() and call.exception() is not None:
@@ -228,6 +226,15 @@ class EngineRunner(Generic[P, R]):
                 self._instances.put_nowait(instance)
         if not self._available and self._limits and self._stuck < self._limits.max_stuck_calls:
             self._set_health(True, "")
+            if self._replace is not None and not self._closed:
+                for parked in sorted(self._parked):  # still stuck: replace them now
+                    self._parked.discard(parked)
+                    self._spawn_replacement(parked)
+
+    def _spawn_replacement(self, instance: int) -> None:
+        task = asyncio.create_task(self._replace_later(instance, self._failures))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _replace_later(self, instance: int, failures: int) -> None:
         loop = asyncio.get_running_loop()
