@@ -68,13 +68,10 @@ class ModelVersion:
         """Drain the queue, then free the engines."""
         self.observer.ready.set(0)
         await self.batcher.stop(drain_timeout_s=drain_timeout_s)
-        if self.batcher.batches_in_flight and not self.batcher.stuck_calls:
-            # a batch outlived the drain timeout and still runs in a worker thread: closing
-            # its engine under it could crash the process; garbage collection frees it later
-            log.warning("%s v%s: engine left open, a batch is still computing",
+        if self.batcher.batches_in_flight or self.batcher.stuck_calls:
+            log.warning("%s v%s: a batch is still computing; its engine closes when it returns",
                         self.name, self.version)
-            return
-        for engine in self.engines:
+        for engine in self.engines:  # an EngineSlot closes under no running call
             try:
                 engine.close()
             except Exception:  # a failing close must not keep the others alive
