@@ -146,3 +146,45 @@ async def test_a_call_within_its_limit_is_left_alone() -> None:
     assert await future == "a!"
     assert batcher.stuck_calls == 0 and clock.timers == 0  # the watchdog timer is disarmed
     await batcher.stop()
+
+
+class FlakyReplacements(Replacements):
+    """Fails its first ``failures`` attempts."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.attempts = 0
+
+    def __call__(self, instance: int) -> None:
+        with self._lock:
+            self.attempts += 1
+            failing = self.attempts <= self.failures
+        if failing:
+            self._loop.call_soon_threadsafe(self.event.set)
+            raise RuntimeError("cannot load a fresh instance")
+        super().__call__(instance)
+
+
+@hang_guard
+async def test_a_failing_replacement_is_retried_after_a_backoff_on_the_clock() -> None:
+    clock = FakeClock()
+    handler = FakeHandler(gated=True)
+    replace = FlakyReplacements(failures=1)
+    batcher = await make(handler, clock, replace_instance=replace,
+                         watchdog=WatchdogLimits(call_timeout_s=LIMIT_S, backoff_base_s=0.5))
+    stuck = batcher.submit_nowait(Text("a"))
+    await handler.execute_starts.reach(1)
+    clock.advance(LIMIT_S)
+    with pytest.raises(EngineTimeout):
+        await stuck
+    await replace.event.wait()  # the first attempt, at once, fails
+    replace.event.clear()
+    await clock.wait_for_timers(1)  # the backoff before the second attempt
+    assert replace.attempts == 1 and clock.next_deadline == pytest.approx(LIMIT_S + 0.5)
+    clock.advance(0.5)
+    await replace.event.wait()
+    assert replace.replaced == [0]
+    handler.release(2)  # the stuck call, then a new request on the fresh instance
+    assert await batcher.submit(Text("b")) == "b!"
+    await batcher.stop()
