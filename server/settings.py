@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     a plugin runs arbitrary code in the server."""
     engine_call_timeout_s: float = Field(default=0.0, ge=0.0, le=3600.0)
     """The watchdog's limit on one engine call (one batch); past it the batch answers 504 and the
-    instance is replaced. 0 derives it per batch from the measured latency: max(2 s, 10 x the
+    instance is replaced. 0 derives it per batch from the measured latency: max(30 s, 10 x the
     batch's expected compute)."""
     max_stuck_calls: int = Field(default=2, ge=1, le=64)
     """Engine calls abandoned by the watchdog (still running in their threads: a running ONNX

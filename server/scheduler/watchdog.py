@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: A derived limit is never shorter than this (seconds): scheduling noise on a busy host.
-DERIVED_FLOOR_S = 2.0
+#: A derived limit is never shorter than this (seconds). Generous on purpose: the latency model
+#: knows a batch's shape, not what its content costs (a model whose compute depends on the
+#: input, a busy host), and a batch killed for being legitimately slow is a lost answer.
+DERIVED_FLOOR_S = 30.0
 #: A derived limit is this many times the expected compute of the batch.
 DERIVED_FACTOR = 10.0
 #: The limit while the latency model knows nothing (seconds).

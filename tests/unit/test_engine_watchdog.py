@@ -68,8 +68,8 @@ async def until(condition: object, turns: int = 10_000) -> None:
 
 def test_limits_derive_from_the_expected_compute_and_back_off_bounded() -> None:
     derived = WatchdogLimits()
-    assert derived.limit_s(0.001) == 2.0  # the floor
-    assert derived.limit_s(1.5) == 15.0  # 10 x expected
+    assert derived.limit_s(0.001) == 30.0  # the floor
+    assert derived.limit_s(4.5) == 45.0  # 10 x expected
     assert derived.limit_s(0.0) == 60.0  # nothing measured yet
     assert WatchdogLimits(call_timeout_s=0.25).limit_s(9.0) == 0.25
     assert [derived.backoff_s(n) for n in (1, 2, 3, 4)] == [0.0, 0.5, 1.0, 2.0]
