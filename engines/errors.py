@@ -4,6 +4,7 @@ EngineError
 ├── BackendUnavailable   the backend's library is not installed (message says how to install it)
 ├── ArtifactError        the model file is missing, unreadable or not what the backend expects
 └── InferenceError       running a batch failed
+    └── EngineOutOfMemory  the device ran out of memory for this batch (a smaller one may fit)
 """
 
 
@@ -21,3 +22,7 @@ class ArtifactError(EngineError):
 
 class InferenceError(EngineError):
     """Running a batch failed."""
+
+
+class EngineOutOfMemory(InferenceError):
+    """The device (CUDA) ran out of memory running a batch; the scheduler retries it in halves."""

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from engines.base import EngineSpec, TensorSpec
-from engines.errors import ArtifactError, BackendUnavailable, InferenceError
+from engines.errors import ArtifactError, BackendUnavailable, EngineOutOfMemory, InferenceError
 from engines.options import UnsupportedSetting, check_options, cuda_index
 from engines.torch_buckets import default_buckets, parse_buckets
 from engines.torch_cuda import CompiledRunner, GraphRunner
@@ -128,6 +128,8 @@ class TorchEngine:
             logits = self._fast_path.run(arrays) if self._fast_path is not None else None
             if logits is None:  # no fast path, or a batch beyond the largest bucket
                 logits = self._eager(model, arrays)
+        except torch.cuda.OutOfMemoryError as e:
+            raise EngineOutOfMemory(f"torch forward pass ran out of CUDA memory: {e}") from e
         except Exception as e:
             raise InferenceError(f"torch forward pass failed: {e}") from e
         return {"logits": logits}

@@ -23,6 +23,7 @@ from server.lifecycle import Lifecycle
 from server.metrics import Metrics
 from server.repository.poller import RepositoryPoller
 from server.repository.registry import ModelRegistry
+from server.scheduler.watchdog import WatchdogLimits
 from server.service import InferenceService
 from server.settings import Settings, default_threads
 from server.state import ServerState
@@ -51,6 +52,9 @@ def build_state(settings: Settings, lifecycle: Lifecycle | None = None) -> Serve
         drain_timeout_s=settings.drain_timeout_s,
         response_cache_size=settings.response_cache_size,
         device=settings.device,
+        engine_plugins=settings.engine_plugin_prefixes,
+        watchdog=WatchdogLimits(call_timeout_s=settings.engine_call_timeout_s,
+                                max_stuck_calls=settings.max_stuck_calls),
     )
     return ServerState(
         settings=settings, metrics=metrics, executor=executor, registry=registry,

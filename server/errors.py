@@ -9,6 +9,7 @@ SluiceError
 ├── QueueFull              the model's queue is full; retry later
 │   └── DeadlineUnreachable  the queue ahead cannot drain before the request's deadline
 ├── DeadlineExceeded       the request's deadline passed before it could be computed
+├── EngineTimeout          the engine call of the request's batch ran past the watchdog's limit
 ├── RequestCancelled       the client went away; the request was dropped before compute
 └── InferenceFailed        the engine raised, or returned the wrong number of results
 """
@@ -55,6 +56,10 @@ class DeadlineUnreachable(QueueFull):
 class DeadlineExceeded(SluiceError):
     """The request's deadline passed (queued, or while its batch computed), or it is shorter
     than the model's batch could ever take."""
+
+
+class EngineTimeout(SluiceError):
+    """The engine call computing the request's batch ran past its limit and was abandoned."""
 
 
 class RequestCancelled(SluiceError):

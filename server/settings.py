@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     """Threads one batch's tokenization may use. 1 keeps it on its worker thread, so it overlaps
     the engine's compute without taking the engine's cores (short texts tokenize in ~40 us each)."""
     worker_threads: int = Field(default=0, ge=0, le=256)
-    """Threads for tokenization and engine calls; 0 = 2 x instances + 2."""
+    """Threads for tokenization (and loading); 0 = 2 x instances + 2. Engine calls run on a thread
+    of each instance's own, so a call stuck past the watchdog never holds one of these."""
     drain_timeout_s: float = Field(default=30.0, ge=0.0, le=3600.0)
     """On shutdown, how long queued and running requests may take to finish."""
     shutdown_delay_s: float = Field(default=5.0, ge=0.0, le=600.0)
@@ -82,6 +83,25 @@ class Settings(BaseSettings):
     """One JSON line per HTTP request on the ``sluice.access`` logger (stdout, INFO): request id,
     route, model, version, status, stage times, batch size, client; never the body. Off: no
     per-request formatting (the request counter, ``X-Request-ID`` and ``Server-Timing`` stay)."""
+
+    engine_plugins: str = Field(default="", max_length=4096)
+    """Plugin engines a model's ``engine.backend: "package.module:factory"`` may name: empty
+    (the default) allows none; ``*`` any module; else comma-separated module prefixes
+    (``tests.support,loadtests`` allows ``tests.support.fault_engine``). For tests and benchmarks:
+    a plugin runs arbitrary code in the server."""
+    engine_call_timeout_s: float = Field(default=0.0, ge=0.0, le=3600.0)
+    """The watchdog's limit on one engine call (one batch); past it the batch answers 504 and the
+    instance is replaced. 0 derives it per batch from the measured latency: max(30 s, 10 x the
+    batch's expected compute)."""
+    max_stuck_calls: int = Field(default=2, ge=1, le=64)
+    """Engine calls abandoned by the watchdog (still running in their threads: a running ONNX
+    Runtime call cannot be cancelled) at which a model goes UNAVAILABLE (readiness 503) until
+    they finish; below it each stuck instance is replaced by a freshly loaded one."""
+
+    @property
+    def engine_plugin_prefixes(self) -> tuple[str, ...]:
+        """``engine_plugins`` as the module prefixes ``engines.registry.load_engine`` takes."""
+        return tuple(p.strip() for p in self.engine_plugins.split(",") if p.strip())
 
     # ---- access (README "Security" / "Access") -----------------------------------------------
     model_control_mode: Literal["none", "explicit", "poll"] = "none"
@@ -134,6 +154,15 @@ class Settings(BaseSettings):
             raise ValueError(f"metrics_port: {self.metrics_port} is already the HTTP port; "
                              "use another port, or 0 to serve /metrics on the HTTP port only")
         return self
+
+    @field_validator("engine_plugins")
+    @classmethod
+    def _plugin_prefixes(cls, value: str) -> str:
+        for prefix in (p.strip() for p in value.split(",") if p.strip()):
+            if prefix != "*" and not all(part.isidentifier() for part in prefix.split(".")):
+                raise ValueError(f"engine_plugins: '{prefix}' is neither '*' nor a module prefix "
+                                 "like 'tests.support'")
+        return value
 
     @field_validator("device")
     @classmethod

@@ -39,7 +39,7 @@ def _metadata(model: ModelVersion, versions: list[str]) -> dict[str, Any]:
     return {
         "name": model.name,
         "versions": versions,
-        "platform": PLATFORM[model.config.engine.backend],
+        "platform": PLATFORM.get(model.config.engine.backend, "sluice_plugin"),
         "inputs": tensors(model.inputs),
         "outputs": tensors(model.outputs),
         "parameters": {"task": model.config.task, "labels": list(model.config.labels)},
@@ -86,7 +86,9 @@ def build_router(state: ServerState) -> APIRouter:
     @router.get("/models/{model}/versions/{version}/ready", summary="Model version readiness",
                 responses={200: {"model": oas.ModelReady}, **oas.errors(*oas.MODEL)})
     async def model_ready(model: str, version: str | None = None) -> Response:
-        registry.get(model, version)  # raises 404 / 503
+        loaded = registry.get(model, version)  # raises 404 / 503
+        if not loaded.available:  # engine calls stuck past the watchdog
+            raise ModelNotReady(f"model '{model}' is unavailable: {loaded.batcher.unavailable_reason}")
         return _json({"name": model, "ready": True})
 
     @router.get("/models/{model}/config", summary="Model configuration (config.yaml, resolved)",

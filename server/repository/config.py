@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engines.registry import is_plugin
 from server.errors import ConfigError
 from server.scheduler.priority import MAX_PRIORITY_LEVELS
 
@@ -43,8 +44,9 @@ class _Strict(BaseModel):
 class EngineConfig(_Strict):
     """Which backend runs the model and how."""
 
-    backend: Backend = "onnxruntime"
-    """The inference backend."""
+    backend: str = "onnxruntime"
+    """The inference backend: ``onnxruntime``, ``torch``, ``tensorrt``, or a plugin engine
+    ``"package.module:factory"`` (served only where the ``engine_plugins`` setting allows it)."""
     artifact: str | None = None
     """File or folder inside the version folder; defaults per backend (model.onnx, ., model.plan)."""
     device: str = "cpu"
@@ -59,6 +61,14 @@ class EngineConfig(_Strict):
     """Engine instances consuming the model's one queue (Triton's ``instance_group.count``)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Backend-specific options passed through unchanged."""
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in DEFAULT_ARTIFACT and not is_plugin(value):
+            raise ValueError(f"'{value}' is not a backend: one of {sorted(DEFAULT_ARTIFACT)} or "
+                             "a plugin engine 'package.module:factory'")
+        return value
 
 
 class QueuePolicyConfig(_Strict):
@@ -204,7 +214,7 @@ class ModelConfig(_Strict):
 
     @property
     def artifact(self) -> str:
-        return self.engine.artifact or DEFAULT_ARTIFACT[self.engine.backend]
+        return self.engine.artifact or DEFAULT_ARTIFACT.get(self.engine.backend, ".")
 
 
 def _format_validation_error(path: Path, err: ValidationError) -> str:

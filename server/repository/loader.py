@@ -2,6 +2,9 @@
 
 Everything here that blocks (reading files, building sessions, warm-up) runs in a worker thread
 so a slow or broken model never stalls the event loop or the other models.
+
+Each engine instance sits in an :class:`~server.repository.instances.EngineSlot`, so the
+watchdog can have a stuck instance replaced by a freshly loaded one (``replace_instance``).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +29,10 @@ from server.inference.tensor import TensorHandler
 from server.inference.text import TextClassificationHandler
 from server.metrics import Metrics, ModelObserver
 from server.repository.config import ModelConfig, load_model_config
+from server.repository.instances import EngineSlot
 from server.scheduler import Batcher, BatchPolicy
 from server.scheduler.latency import MeasuredLatency
+from server.scheduler.watchdog import WatchdogLimits
 
 log = logging.getLogger("sluice.repository")
 
@@ -53,17 +59,19 @@ class ModelVersion:
     def is_text(self) -> bool:
         return self.config.task == "text-classification"
 
+    @property
+    def available(self) -> bool:
+        """Serving, and not UNAVAILABLE because of engine calls stuck past the watchdog."""
+        return self.batcher.available
+
     async def stop(self, drain_timeout_s: float) -> None:
         """Drain the queue, then free the engines."""
         self.observer.ready.set(0)
         await self.batcher.stop(drain_timeout_s=drain_timeout_s)
-        if self.batcher.batches_in_flight:
-            # a batch outlived the drain timeout and still runs in a worker thread: closing
-            # its engine under it could crash the process; garbage collection frees it later
-            log.warning("%s v%s: engine left open, a batch is still computing",
+        if self.batcher.batches_in_flight or self.batcher.stuck_calls:
+            log.warning("%s v%s: a batch is still computing; its engine closes when it returns",
                         self.name, self.version)
-            return
-        for engine in self.engines:
+        for engine in self.engines:  # an EngineSlot closes under no running call
             try:
                 engine.close()
             except Exception:  # a failing close must not keep the others alive
@@ -158,14 +166,28 @@ def _tensor_specs(config: ModelConfig, engine: Engine) -> tuple[tuple[TensorSpec
 
 
 def _build_blocking(
-    name: str, version: int, config: ModelConfig, version_dir: Path, threads: int
-) -> tuple[list[Engine], Any]:
+    name: str, version: int, config: ModelConfig, version_dir: Path, threads: int,
+    plugins: Sequence[str] = (),
+) -> tuple[list[Engine], Any, Callable[[int], None]]:
     per_instance = max(1, threads // config.engine.instance_count)
     spec = _engine_spec(config, version_dir, per_instance)
     engines: list[Engine] = []
+    slots: list[EngineSlot] = []
+
+    def replace_instance(instance: int) -> None:
+        """Load, warm and swap in a fresh engine for ``instance`` (the watchdog's stuck one)."""
+        fresh = load_engine(config.engine.backend, spec, plugins)
+        try:
+            fresh.warmup()
+        except BaseException:
+            fresh.close()
+            raise
+        slots[instance].swap(fresh)
+
     try:
         for _ in range(config.engine.instance_count):
-            engines.append(load_engine(config.engine.backend, spec))
+            slots.append(EngineSlot(load_engine(config.engine.backend, spec, plugins)))
+            engines.append(slots[-1])
         handler: Any
         if config.task == "text-classification":
             from engines.tokenization import TextEncoder
@@ -181,7 +203,7 @@ def _build_blocking(
             handler = TensorHandler(engines)
         for engine in engines:
             engine.warmup()
-        return engines, handler
+        return engines, handler, replace_instance
     except BaseException:
         for engine in engines:
             engine.close()
@@ -197,15 +219,21 @@ async def load_version(
     executor: Executor,
     threads: int,
     response_cache_size: int = 0,
+    plugins: Sequence[str] = (),
+    watchdog: WatchdogLimits | None = None,
 ) -> ModelVersion:
-    """Build the engines and batcher of one version and start serving it."""
+    """Build the engines and batcher of one version and start serving it.
+
+    ``plugins``: the ``engine_plugins`` setting (which plugin engines may load); ``watchdog``:
+    engine call limits (None: the defaults of :class:`WatchdogLimits`).
+    """
     name = folder.name
     version_dir = folder / str(version)
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
     try:
-        engines, handler = await loop.run_in_executor(
-            None, _build_blocking, name, version, config, version_dir, threads
+        engines, handler, replace_instance = await loop.run_in_executor(
+            None, _build_blocking, name, version, config, version_dir, threads, plugins
         )
     except EngineError as e:
         raise ConfigError(f"{version_dir}: engine {config.engine.backend}: {e}") from e
@@ -221,7 +249,8 @@ async def load_version(
     policy = BatchPolicy.from_config(config.batching, config.engine.instance_count)
     batcher: Batcher[Any, Any] = Batcher(
         handler, policy, name=f"{name}/{version}", observer=observer, executor=executor,
-        latency=MeasuredLatency.from_warmup(warm),
+        latency=MeasuredLatency.from_warmup(warm), watchdog=watchdog or WatchdogLimits(),
+        replace_instance=replace_instance,
     )
     await batcher.start()
     inputs, outputs = _tensor_specs(config, engines[0])

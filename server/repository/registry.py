@@ -29,6 +29,7 @@ from server.repository.loader import (
     select_versions,
     with_device,
 )
+from server.scheduler.watchdog import WatchdogLimits
 
 log = logging.getLogger("sluice.repository")
 
@@ -65,6 +66,8 @@ class ModelRegistry:
         drain_timeout_s: float = 30.0,
         response_cache_size: int = 0,
         device: str = "",
+        engine_plugins: Sequence[str] = (),
+        watchdog: WatchdogLimits | None = None,
     ) -> None:
         self.repository = repository
         self._metrics = metrics
@@ -74,6 +77,8 @@ class ModelRegistry:
         self._drain_timeout_s = drain_timeout_s
         self._response_cache_size = response_cache_size
         self._device = device
+        self._engine_plugins = tuple(engine_plugins)
+        self._watchdog = watchdog
         self._entries: dict[str, ModelEntry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.startup_complete = False
@@ -106,7 +111,8 @@ class ModelRegistry:
         (loaded at start-up or by ``load``, not unloaded since) is; never with an empty
         repository."""
         return self.startup_complete and bool(self._entries) and all(
-            e.state == "READY" for e in self._entries.values() if e.wanted
+            e.state == "READY" and all(v.available for v in e.versions.values())
+            for e in self._entries.values() if e.wanted
         )
 
     # ---- loading -------------------------------------------------------------------------
@@ -176,6 +182,7 @@ class ModelRegistry:
                             folder, config, v, metrics=self._metrics,
                             executor=self._executor, threads=self._threads,
                             response_cache_size=self._response_cache_size,
+                            plugins=self._engine_plugins, watchdog=self._watchdog,
                         )
                         for v in wanted
                     ),

@@ -18,6 +18,10 @@ Flow, all on the event loop except the two worker-thread calls::
   take higher levels first. Admission (:mod:`server.scheduler.admission`) refuses at once a
   request that the :mod:`~server.scheduler.latency` model says cannot meet its deadline behind
   the work ahead of it, and sizes ``Retry-After``; every executed batch feeds that model.
+- Engine calls go through :class:`~server.scheduler.runner.EngineRunner`: a watchdog per call
+  (504 past its limit; the instance is replaced, or the model UNAVAILABLE at ``max_stuck_calls``,
+  which fails the requests not computing and refuses new ones until it recovers), and halving
+  of a batch that ran out of memory.
 - Every accepted request is answered exactly once, through ``_succeed`` / ``_fail``, which do
   nothing for a request already answered; a failing batch fails only its own requests.
 """
@@ -36,6 +40,7 @@ from typing import Generic, Literal, TypeVar
 
 from server.errors import (
     DeadlineExceeded,
+    EngineTimeout,
     InferenceFailed,
     InvalidInput,
     ModelNotReady,
@@ -51,7 +56,9 @@ from server.scheduler.latency import LatencyModel, MeasuredLatency
 from server.scheduler.observer import BatchObserver, NullObserver
 from server.scheduler.policy import BatchPolicy
 from server.scheduler.priority import LevelQueue, rank, request_timeout_us
+from server.scheduler.runner import EngineRunner
 from server.scheduler.timings import Timings
+from server.scheduler.watchdog import WatchdogLimits
 
 __all__ = ["BatchHandler", "BatchObserver", "Batcher", "NullObserver", "PreparedBatch", "Timings"]
 
@@ -127,7 +134,11 @@ class Batcher(Generic[P, R]):
         observer: BatchObserver | None = None,
         executor: concurrent.futures.Executor | None = None,
         latency: LatencyModel | None = None,
+        watchdog: WatchdogLimits | None = None,
+        replace_instance: Callable[[int], None] | None = None,
     ) -> None:
+        """``watchdog``: engine call limits (None: no watchdog); ``replace_instance(i)``: loads a fresh engine
+        instance ``i`` in place of one whose call got stuck (blocking; run in a thread)."""
         self._handler = handler
         self._policy = policy
         self._name = name or "model"
@@ -158,6 +169,11 @@ class Batcher(Generic[P, R]):
         self._delay_deadline: float | None = None
         self._admission = Admission(policy, latency or MeasuredLatency(), self._name)
         self._backlog = self._admission.backlog  # expected compute of the batches out of the queue
+        self._runner: EngineRunner[P, R] = EngineRunner(
+            handler, self._instances, clock=self._clock, executor=lambda: self._executor,
+            limits=watchdog, replace=replace_instance, on_health=self._on_health,
+            name=self._name,
+        )
 
     # -- public surface ------------------------------------------------------------------------
 
@@ -188,6 +204,20 @@ class Batcher(Generic[P, R]):
     def latency(self) -> LatencyModel:
         """The latency model admission consults and every executed batch feeds."""
         return self._admission.latency
+
+    @property
+    def available(self) -> bool:
+        """Running, and not UNAVAILABLE because of stuck engine calls."""
+        return self.running and self._runner.available
+
+    @property
+    def unavailable_reason(self) -> str:
+        return self._runner.reason
+
+    @property
+    def stuck_calls(self) -> int:
+        """Engine calls abandoned by the watchdog and still running in their threads."""
+        return self._runner.stuck_calls
 
     @property
     def batches_in_flight(self) -> int:
@@ -236,6 +266,9 @@ class Batcher(Generic[P, R]):
         if self._state != "running":
             self._observer.request_finished("rejected", items, 0.0, 0.0)
             raise ModelNotReady(f"model '{self._name}' is not serving (scheduler {self._state})")
+        if not self._runner.available:
+            self._observer.request_finished("rejected", items, 0.0, 0.0)
+            raise ModelNotReady(f"model '{self._name}' is unavailable: {self._runner.reason}")
         if items > policy.max_queue_size:
             raise PayloadTooLarge(
                 f"a request of {items} items can never fit the queue of model '{self._name}' "
@@ -441,11 +474,11 @@ class Batcher(Generic[P, R]):
             for request in requests:
                 request.computing = True  # its deadline timer stays armed: it holds in compute
             self._backlog.start(id(batch), self._clock.now())
-            results, compute_s = await self._in_thread(
-                functools.partial(self._handler.execute, prepared, instance)
+            taken, instance = instance, None  # the runner gives it back (or replaces it)
+            results, compute_s = await self._runner.run(
+                [r.payload for r in requests], prepared, taken,
+                self._admission.expected_compute_s(requests),
             )
-            self._instances.put_nowait(instance)
-            instance = None
             if len(results) != len(requests):
                 raise InferenceFailed(
                     f"the engine returned {len(results)} results for {len(requests)} requests"
@@ -470,12 +503,10 @@ class Batcher(Generic[P, R]):
         except Exception as error:
             logger.warning("model %s: a batch of %d requests failed", self._name, len(batch), exc_info=True)
             message = str(error) if isinstance(error, SluiceError) else (f"{type(error).__name__}: {error}")
+            failure = error if isinstance(error, EngineTimeout) else InferenceFailed(
+                f"model '{self._name}': inference failed: {message}")
             for request in batch:
-                self._fail(
-                    request,
-                    "failed",
-                    InferenceFailed(f"model '{self._name}': inference failed: {message}"),
-                )
+                self._fail(request, "failed", failure)
         finally:
             self._backlog.finish(id(batch))
             if not turn.done():
@@ -599,10 +630,21 @@ class Batcher(Generic[P, R]):
         if future.cancelled():
             self._fail(request, "cancelled", asyncio.CancelledError())
 
+    def _on_health(self, available: bool, reason: str) -> None:
+        """The runner's health changed: when UNAVAILABLE, answer what is not computing."""
+        if available:
+            self._wakeup.set()
+            return
+        error = ModelNotReady(f"model '{self._name}' is unavailable: {reason}")
+        for request in list(self._live.values()):
+            if not request.computing:
+                self._fail(request, "failed", error)
+
     # -- shutting down -------------------------------------------------------------------------
 
     def _shut_down(self, error: SluiceError) -> None:
         self._state = "stopped"
+        self._runner.close()
         self._disarm_delay_timer()
         for request in list(self._live.values()):
             self._fail(request, "failed", error)
