@@ -395,3 +395,29 @@ def encode_response(
     if not blobs:
         return EncodedResponse(head, None)
     return EncodedResponse(head + b"".join(blobs), len(head))
+
+
+# ---- names in paths ------------------------------------------------------------------------
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+MAX_NAME_CHARS = 128
+
+
+def check_model_name(name: str) -> str | None:
+    """Why ``name`` cannot be a model's name (a folder of the repository), or None.
+
+    ASCII letters, digits, ``_ . -``, starting with a letter or digit, at most 128 characters:
+    no ``..``, no separators, nothing that reaches outside the repository.
+    """
+    if not name or len(name) > MAX_NAME_CHARS or not _NAME_CHARS.issuperset(name) or \
+            not name[0].isalnum():
+        return (f"model name must be 1..{MAX_NAME_CHARS} ASCII letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit")
+    return None
+
+
+def check_version(version: str) -> str | None:
+    """Why ``version`` cannot be a model version (ASCII digits, bounded), or None."""
+    if not version or len(version) > _MAX_DIGITS or not version.isascii() or \
+            not version.isdigit():
+        return f"version must be 1..{_MAX_DIGITS} ASCII digits"
+    return None
