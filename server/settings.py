@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     keep_alive_timeout_s: float = Field(default=30.0, gt=0.0, le=3600.0)
     """An idle kept-alive connection is closed after this long; keep it below the load
     balancer's idle timeout (60 s on most cloud LBs) so the server, not the LB, closes first."""
-    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    max_connections: int = Field(default=4096, ge=1, le=1_000_000)
     """Open connections plus requests in flight (uvicorn's ``limit_concurrency``); past it new
     requests answer 503 with ``Retry-After`` at once."""
     engine_threads: int = Field(default=0, ge=0, le=256)
