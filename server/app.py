@@ -18,7 +18,7 @@ from importlib import metadata
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from server.api import access, classify, control, errors, guard, kserve
+from server.api import access, classify, control, errors, guard, kserve, names
 from server.lifecycle import Lifecycle
 from server.metrics import Metrics
 from server.repository.poller import RepositoryPoller
@@ -58,7 +58,7 @@ def build_state(settings: Settings, lifecycle: Lifecycle | None = None) -> Serve
     )
     return ServerState(
         settings=settings, metrics=metrics, executor=executor, registry=registry,
-        service=InferenceService(registry), version=_version(),
+        service=InferenceService(registry, settings.max_text_chars_per_token), version=_version(),
         lifecycle=lifecycle or Lifecycle(shutdown_delay_s=settings.shutdown_delay_s),
     )
 
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
     )
     errors.install(app)
     guard.install(app, state.settings)
+    app.add_middleware(names.NameGuard)  # inside the access log, so its 400s are logged
     access.install(app, state.metrics, access_log=state.settings.access_log)
     app.include_router(kserve.build_router(state))
     app.include_router(classify.build_router(state))

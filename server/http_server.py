@@ -25,6 +25,7 @@ from typing import Any
 
 import uvicorn
 
+from server.http_protocol import ReadLimits, protocol_class
 from server.lifecycle import WRITE_MARGIN_S, Action, ConnectionCloser, Lifecycle, Phase
 from server.settings import Settings
 
@@ -183,10 +184,15 @@ def serve(app: ASGIApp, settings: Settings, lifecycle: Lifecycle) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(ReadLimits(
+            header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s,
+            max_header_bytes=settings.max_header_bytes,
+            max_header_count=settings.max_header_count,
+        )),
         log_level=settings.log_level,
         access_log=False,
-        timeout_keep_alive=30,
+        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]
+        limit_concurrency=settings.max_connections,
         ssl_certfile=settings.ssl_certfile,
         ssl_keyfile=settings.ssl_keyfile,
     )

@@ -13,7 +13,7 @@ import numpy as np
 
 from engines.base import DATATYPE_TO_NUMPY
 from server.errors import InferenceFailed, InvalidInput, PayloadTooLarge
-from server.inference.text import estimate_tokens
+from server.inference.text import clip_texts, estimate_tokens
 from server.protocol.v2 import EncodedResponse, InferRequest, encode_response, texts_from_request
 from server.repository.loader import ModelVersion
 from server.repository.registry import ModelRegistry
@@ -53,10 +53,14 @@ def _served_by(model: ModelVersion) -> ModelVersion:
 
 
 class InferenceService:
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, chars_per_token: int = 16) -> None:
         self.registry = registry
+        self.chars_per_token = chars_per_token
 
-    def _check_texts(self, model: ModelVersion, texts: Sequence[str], field: str) -> None:
+    def _check_texts(
+        self, model: ModelVersion, texts: Sequence[str], field: str
+    ) -> tuple[str, ...]:
+        """The request's texts, counted and cut to the model's character budget."""
         limit = model.config.max_inputs_per_request
         if not texts:
             raise InvalidInput(f"{field}: needs at least one text")
@@ -65,6 +69,8 @@ class InferenceService:
                 f"{field}: {len(texts)} texts in one request; model '{model.name}' takes at "
                 f"most {limit} (max_inputs_per_request)"
             )
+        budget = model.config.max_length * self.chars_per_token
+        return clip_texts(texts, budget, model.config.strict_length, field)
 
     async def _probabilities(
         self, model: ModelVersion, texts: tuple[str, ...], timeout_us: int | None,
@@ -105,7 +111,7 @@ class InferenceService:
         model = _served_by(self.registry.get(name, version))
         if not model.is_text:
             raise InvalidInput(f"model '{name}' is a tensor model; use /v2/models/{name}/infer")
-        self._check_texts(model, texts, "inputs")
+        texts = self._check_texts(model, texts, "inputs")
         _check_priority(model, priority, "priority")
         labels = model.config.labels
         if not 1 <= top_k <= len(labels):
@@ -125,7 +131,7 @@ class InferenceService:
         _check_priority(model, priority, "parameters.priority")
         if model.is_text:
             texts = texts_from_request(request, model.inputs[0].name)
-            self._check_texts(model, texts, f"inputs ('{model.inputs[0].name}')")
+            texts = self._check_texts(model, texts, f"inputs ('{model.inputs[0].name}')")
             probabilities = await self._probabilities(model, texts, timeout_us, priority)
             labels = model.config.labels
             best = probabilities.argmax(axis=1)

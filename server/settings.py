@@ -59,6 +59,30 @@ class Settings(BaseSettings):
     """Build missing default models before serving (``sluice build``); off for your own repository."""
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Largest request body accepted; larger bodies get 413."""
+    max_tensor_elements: int = Field(default=4 * 1024 * 1024, ge=1, le=2**31)
+    """Elements one input tensor's ``shape`` may declare; more get 413 before anything is
+    allocated."""
+    max_tensor_dims: int = Field(default=8, ge=1, le=32)
+    """Dimensions one input's ``shape`` may have; more get 400."""
+    max_text_chars_per_token: int = Field(default=16, ge=1, le=1024)
+    """Texts are cut to ``max_length`` x this many characters before tokenizing (the tokenizer
+    truncates to ``max_length`` tokens anyway), or answer 400 where the model's config sets
+    ``strict_length``."""
+    header_timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
+    """Time a connection has to send a request's head (request line and headers), from its
+    first byte, or from the connection's start; past it: 408 and close."""
+    body_timeout_s: float = Field(default=30.0, gt=0.0, le=3600.0)
+    """Time a request has to send its whole body after its head; past it: 408 and close."""
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    """Largest request head (request line and headers); larger: 431 and close."""
+    max_header_count: int = Field(default=100, ge=8, le=10_000)
+    """Most headers in one request; more: 431 and close."""
+    keep_alive_timeout_s: float = Field(default=30.0, gt=0.0, le=3600.0)
+    """An idle kept-alive connection is closed after this long; keep it below the load
+    balancer's idle timeout (60 s on most cloud LBs) so the server, not the LB, closes first."""
+    max_connections: int = Field(default=4096, ge=1, le=1_000_000)
+    """Open connections plus requests in flight (uvicorn's ``limit_concurrency``); past it new
+    requests answer 503 with ``Retry-After`` at once."""
     engine_threads: int = Field(default=0, ge=0, le=256)
     """Intra-op threads per engine instance when a model's config says 0; 0 derives it from the
     CPUs this process may use (``default_threads``: the affinity mask and the cgroup CPU limit)."""

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from server.errors import PayloadTooLarge, RequestCancelled
 
 T = TypeVar("T")
+log = logging.getLogger("sluice")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -21,11 +23,17 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise PayloadTooLarge(f"body: {declared} bytes; the limit is {limit} (max_request_bytes)")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body: more than {limit} bytes (max_request_bytes)")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body: more than {limit} bytes (max_request_bytes)")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        client = request.client
+        log.debug("client %s:%s disconnected after %d body bytes of %s", *(client or ("?", 0)),
+                  size, request.url.path)
+        raise RequestCancelled("client disconnected while sending the body") from None
     return b"".join(chunks)
 
 

@@ -11,8 +11,8 @@ from starlette.responses import Response
 
 from server.api import schemas as oas
 from server.api.body import read_body, unless_disconnected
-from server.errors import InvalidInput, ModelNotReady
-from server.protocol.v2 import HEADER_LENGTH, decode_request
+from server.errors import ModelNotReady
+from server.protocol.v2 import HEADER_LENGTH, decode_limits, decode_request, parse_header_length
 from server.repository.loader import ModelVersion
 from server.state import ServerState
 
@@ -122,13 +122,8 @@ def build_router(state: ServerState) -> APIRouter:
         if state.draining:
             raise ModelNotReady("server is shutting down")
         body = await read_body(request, state.settings.max_request_bytes)
-        raw_length = request.headers.get(HEADER_LENGTH)
-        header_length = None
-        if raw_length is not None:
-            if not raw_length.strip().isdigit():
-                raise InvalidInput("Inference-Header-Content-Length: must be an integer")
-            header_length = int(raw_length)
-        decoded = decode_request(body, header_length)
+        header_length = parse_header_length(request.headers.get(HEADER_LENGTH), len(body))
+        decoded = decode_request(body, header_length, decode_limits(state.settings))
         encoded = await unless_disconnected(
             request, state.service.infer(model, version, decoded)
         )

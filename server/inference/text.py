@@ -12,6 +12,7 @@ import numpy as np
 
 from engines.base import Engine
 from engines.tokenization import TextEncoder
+from server.errors import InvalidInput
 from server.scheduler import PreparedBatch
 
 TextPayload = tuple[str, ...]
@@ -22,6 +23,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z
+
+
+def clip_texts(
+    texts: Sequence[str], max_chars: int, strict: bool, field: str
+) -> tuple[str, ...]:
+    """Texts cut to ``max_chars`` before tokenizing, so one long text costs what a long-enough
+    one costs; with ``strict`` a longer text is an :class:`InvalidInput` instead."""
+    if all(len(t) <= max_chars for t in texts):
+        return tuple(texts)
+    if strict:
+        j = next(j for j, t in enumerate(texts) if len(t) > max_chars)
+        raise InvalidInput(f"{field}.data[{j}]: {len(texts[j])} characters; this model takes at "
+                           f"most {max_chars} (strict_length: max_length x "
+                           "max_text_chars_per_token)")
+    return tuple(t[:max_chars] for t in texts)
 
 
 def estimate_tokens(text: str, max_length: int) -> int:

@@ -194,6 +194,9 @@ class ModelConfig(_Strict):
     """Class names in logit order (text-classification)."""
     max_length: int = Field(default=128, ge=2, le=8192)
     """Longest tokenized text; longer texts are truncated."""
+    strict_length: bool = False
+    """A text longer than ``max_length`` x the server's ``max_text_chars_per_token`` characters
+    answers 400 instead of being cut to that many characters before tokenizing."""
     max_inputs_per_request: int = Field(default=64, ge=1)
     """Most texts (or rows) one request may carry (TEI's ``max-client-batch-size``)."""
     engine: EngineConfig = Field(default_factory=EngineConfig)

@@ -29,7 +29,6 @@ ITEMSIZE = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2
 FUZZ = settings(max_examples=150, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 #: Until branch ``input`` (strict decoding) is merged: see notes/fuzz-findings.md.
-PENDING_INPUT = pytest.mark.xfail(strict=False, reason="fixed on branch input")
 
 
 def check(body: bytes, header_length: int | None) -> None:
@@ -188,7 +187,6 @@ def test_v2_shaped_json_documents(doc: dict[str, Any]) -> None:
     check(dumps(doc), None)
 
 
-@PENDING_INPUT
 @FUZZ
 @given(st.sampled_from([100, 500, 900, 990, 1000, 1023, 1024, 1025, 1100])
        | st.integers(min_value=1, max_value=1100), st.sampled_from(["[", "[[", "{\"a\":"]))
@@ -199,7 +197,6 @@ def test_deeply_nested_data(depth: int, opener: str) -> None:
     check(body, None)
 
 
-@PENDING_INPUT
 @FUZZ
 @given(binary_bodies())
 def test_binary_extension_bodies(case: tuple[bytes, int | None]) -> None:
@@ -207,7 +204,6 @@ def test_binary_extension_bodies(case: tuple[bytes, int | None]) -> None:
     check(body, header_length)
 
 
-@PENDING_INPUT
 @FUZZ
 @given(hostile_shapes, st.sampled_from(DATATYPES))
 def test_hostile_shapes_in_json(shape: list[int], datatype: str) -> None:
@@ -220,7 +216,6 @@ def test_hostile_shapes_in_json(shape: list[int], datatype: str) -> None:
           None)
 
 
-@PENDING_INPUT
 @FUZZ
 @given(st.sampled_from([d for d in DATATYPES if d not in ("BYTES", "BOOL")]),
        st.one_of(st.text(max_size=4), st.none(), st.booleans(),

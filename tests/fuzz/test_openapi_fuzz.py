@@ -142,10 +142,8 @@ def test_repository_routes_conform_and_the_model_comes_back(server: ServerProces
 
 
 #: Until branch ``input`` is merged (notes/fuzz-findings.md, H1): remove then.
-PENDING_INPUT = pytest.mark.xfail(strict=False, reason="fixed on branch input")
 
 
-@PENDING_INPUT
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck),
           phases=[Phase.explicit, Phase.generate])  # no shrinking: the CI budget
 @given(st.one_of(st.integers(min_value=1, max_value=6000).map(lambda n: "9" * n),

@@ -63,3 +63,13 @@ def test_split_batch_answers_like_one_call_with_less_padding(
     for x, y in zip(whole.execute(a, 0), split.execute(b, 0), strict=True):
         assert x.shape == y.shape
         np.testing.assert_allclose(x, y, atol=1e-5)
+
+
+def test_texts_are_cut_to_the_character_budget_or_refused_when_strict() -> None:
+    from server.errors import InvalidInput
+    from server.inference.text import clip_texts
+
+    assert clip_texts(["abcdef", "ab"], 4, False, "inputs") == ("abcd", "ab")
+    assert clip_texts(["ab"], 4, True, "inputs") == ("ab",)
+    with pytest.raises(InvalidInput, match=r"inputs.data\[1\]: 6 characters; .* at most 4"):
+        clip_texts(["ab", "abcdef"], 4, True, "inputs")
