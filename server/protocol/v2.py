@@ -127,7 +127,15 @@ def _check_elements(where: str, datatype: str, flat: list[Any]) -> None:
     for j, item in enumerate(flat):
         if not ok(item):
             raise _field(f"{where}.data[{j}]", f"{datatype} elements must be {kind}, "
-                         f"not {orjson.dumps(item)[:40].decode('utf-8', 'replace')}")
+                         f"not {_preview(item)}")
+
+
+def _preview(item: Any) -> str:
+    """A short, safe rendering of a JSON value for an error (a nested one is named, not dumped:
+    dumping a 1,000-deep object would hit orjson's recursion limit)."""
+    if isinstance(item, dict | list):
+        return "an object" if isinstance(item, dict) else "an array"
+    return orjson.dumps(item)[:40].decode("utf-8", "replace")
 
 
 def _decode_bytes_binary(where: str, raw: bytes, count: int) -> np.ndarray:

@@ -28,7 +28,6 @@ ITEMSIZE = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2
             "INT32": 4, "FP32": 4, "UINT64": 8, "INT64": 8, "FP64": 8, "BYTES": 1}
 FUZZ = settings(max_examples=150, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-#: Until branch ``input`` (strict decoding) is merged: see notes/fuzz-findings.md.
 
 
 def check(body: bytes, header_length: int | None) -> None:

@@ -141,7 +141,6 @@ def test_repository_routes_conform_and_the_model_comes_back(server: ServerProces
     assert r.status_code == 200, r.text
 
 
-#: Until branch ``input`` is merged (notes/fuzz-findings.md, H1): remove then.
 
 
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck),

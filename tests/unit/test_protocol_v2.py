@@ -228,3 +228,11 @@ def test_header_length_past_the_body_is_a_400() -> None:
     with pytest.raises(InvalidInput, match="above the limit 10"):
         parse_header_length("11", 10)
     assert parse_header_length("10", 10) == 10 and parse_header_length(None, 10) is None
+
+
+def test_a_deep_object_as_an_element_is_named_not_dumped() -> None:
+    """Found by tests/fuzz: the error message once dumped the element and hit orjson's limit."""
+    data = b'{"a":' * 1000 + b"1" + b"}" * 1000
+    body = b'{"inputs": [{"name": "t", "shape": [1], "datatype": "FP32", "data": %s}]}' % data
+    with pytest.raises(InvalidInput, match="JSON numbers, not an object"):
+        decode_request(body, None)
