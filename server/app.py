@@ -18,7 +18,7 @@ from importlib import metadata
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from server.api import access, classify, errors, kserve
+from server.api import access, classify, errors, kserve, rank
 from server.lifecycle import Lifecycle
 from server.metrics import Metrics
 from server.repository.registry import ModelRegistry
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
     access.install(app, state.metrics, access_log=state.settings.access_log)
     app.include_router(kserve.build_router(state))
     app.include_router(classify.build_router(state))
+    app.include_router(rank.build_router(state))
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
