@@ -28,9 +28,10 @@ from pipeline.stamp import build_stamp, code_version, read_stamp
 
 log = logging.getLogger("sluice.pipeline")
 
-DEFAULT_MODELS: tuple[str, ...] = ("airline-sentiment", "review-sentiment", "home-intent", "movie-ranker")
+TEXT_MODELS: tuple[str, ...] = ("airline-sentiment", "review-sentiment", "home-intent")
 #: Default models built by their own pipeline (pipeline/ranker), not the text one.
 RANKER_MODELS: tuple[str, ...] = ("movie-ranker",)
+DEFAULT_MODELS: tuple[str, ...] = TEXT_MODELS + RANKER_MODELS
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 STAMP_FILE = "build/stamp.json"
 
