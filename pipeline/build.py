@@ -28,7 +28,10 @@ from pipeline.stamp import build_stamp, code_version, read_stamp
 
 log = logging.getLogger("sluice.pipeline")
 
-DEFAULT_MODELS: tuple[str, ...] = ("airline-sentiment", "review-sentiment", "home-intent")
+TEXT_MODELS: tuple[str, ...] = ("airline-sentiment", "review-sentiment", "home-intent")
+#: Default models built by their own pipeline (pipeline/ranker), not the text one.
+RANKER_MODELS: tuple[str, ...] = ("movie-ranker",)
+DEFAULT_MODELS: tuple[str, ...] = TEXT_MODELS + RANKER_MODELS
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 STAMP_FILE = "build/stamp.json"
 
@@ -81,6 +84,8 @@ def estimate_seconds(model_dir: Path, name: str, profile: str) -> dict[str, floa
     except (OSError, ValueError, KeyError, TypeError):
         pass
     scale = 1.0 if profile == "full" else 0.05
+    if name in RANKER_MODELS:
+        return {"ranker": 90 * scale}
     return {k: v * scale for k, v in _DEFAULT_ESTIMATE_S[name].items()}
 
 
@@ -125,6 +130,12 @@ def missing_models(repository: Path, names: Sequence[str] | None = None) -> list
     missing = []
     for name in names or DEFAULT_MODELS:
         model_dir = Path(repository) / name
+        if name in RANKER_MODELS:
+            from pipeline.ranker.build import is_built
+
+            if not is_built(model_dir):
+                missing.append(name)
+            continue
         versions, artifact = (
             _served_versions(model_dir) if (model_dir / "config.yaml").is_file() else ([], "")
         )
@@ -154,12 +165,12 @@ def build(
     from tqdm import tqdm
 
     chosen = list(names or DEFAULT_MODELS)
-    unknown = [n for n in chosen if n not in LOADERS]
+    unknown = [n for n in chosen if n not in LOADERS and n not in RANKER_MODELS]
     if unknown:
         raise BuildError(
             f"unknown model(s) {', '.join(unknown)}; the default models are {', '.join(DEFAULT_MODELS)}"
         )
-    plans = [(n, settings_for(n, profile)) for n in chosen]
+    plans = [(n, None if n in RANKER_MODELS else settings_for(n, profile)) for n in chosen]
     repository = Path(repository)
     written = []
     estimates = {n: estimate_seconds(repository / n, n, profile) for n, _ in plans}
@@ -174,6 +185,12 @@ def build(
     try:
         for name, settings in plans:
             overall.set_description(f"sluice build: {name}")
+            if settings is None:
+                from pipeline.ranker.build import build_ranker
+
+                written.append(build_ranker(repository / name, profile, force))
+                overall.update(round(sum(estimates[name].values())))
+                continue
             written.append(
                 _build_one(name, settings, repository / name, force, progress, overall, estimates[name])
             )

@@ -18,7 +18,7 @@ from importlib import metadata
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from server.api import access, classify, control, errors, guard, kserve, names
+from server.api import access, classify, control, errors, guard, kserve, names, rank
 from server.lifecycle import Lifecycle
 from server.metrics import Metrics
 from server.repository.poller import RepositoryPoller
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
     app.include_router(kserve.build_router(state))
     app.include_router(classify.build_router(state))
     app.include_router(control.build_router(state))
+    app.include_router(rank.build_router(state))
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:

@@ -23,7 +23,7 @@ from server.errors import ConfigError
 from server.scheduler.priority import MAX_PRIORITY_LEVELS
 
 Backend = Literal["onnxruntime", "torch", "tensorrt"]
-Task = Literal["text-classification", "tensor"]
+Task = Literal["text-classification", "tensor", "ranking"]
 Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
     "FP16", "FP32", "FP64", "BYTES",
@@ -183,13 +183,30 @@ class TensorConfig(_Strict):
     dims: tuple[int, ...]
 
 
+class RankingConfig(_Strict):
+    """A ``ranking`` model: a tensor model scored per (user, candidate item) pair, also served
+    at ``POST /v1/models/{model}/rank``. Tables are ``.npy`` files in the version folder."""
+
+    user_table: str = Field(default="user_features.npy", min_length=1)
+    """User features indexed by user id (row 0: fallback), written by the pipeline."""
+    item_table: str = Field(default="item_features.npy", min_length=1)
+    """Item features indexed by item id (row 0: fallback), written by the pipeline."""
+    max_candidates: int = Field(default=1000, ge=1, le=100_000)
+    """Most candidate items one ``/rank`` request may carry (not ``max_inputs_per_request``)."""
+    part_size: int = Field(default=256, ge=1, le=100_000)
+    """Candidates per scheduled part: larger requests are split across batches, in order."""
+    fallback_unknown: bool = False
+    """Score unknown user or item ids with the fallback row instead of answering 400."""
+
+
 class ModelConfig(_Strict):
     """One model's ``config.yaml``."""
 
     name: str | None = None
     """Defaults to the folder name; must match it when set."""
     task: Task = "text-classification"
-    """``text-classification`` (texts in, label scores out) or ``tensor`` (named arrays in and out)."""
+    """``text-classification`` (texts in, label scores out), ``tensor`` (named arrays in and out) or
+    ``ranking`` (a tensor model of (user, item) pairs, also served at ``/rank``)."""
     labels: tuple[str, ...] = ()
     """Class names in logit order (text-classification)."""
     max_length: int = Field(default=128, ge=2, le=8192)
@@ -208,6 +225,8 @@ class ModelConfig(_Strict):
     """Output tensors (tensor task); read from the engine when empty."""
     description: str = ""
     """Free text shown in metadata."""
+    ranking: RankingConfig = Field(default_factory=RankingConfig)
+    """Feature tables and candidate limit (read only when the task is ``ranking``)."""
 
     @model_validator(mode="after")
     def _task_fields(self) -> ModelConfig:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.build import DEFAULT_MODELS, splits_for
+from pipeline.build import TEXT_MODELS, splits_for
 from pipeline.split import dedupe, split
 
 
@@ -31,7 +31,7 @@ def test_split_is_disjoint_complete_and_seeded() -> None:
     assert split(texts, targets, validation=0.1, test=0.2, seed=6).test.texts != parts.test.texts
 
 
-@pytest.mark.parametrize("name", DEFAULT_MODELS)
+@pytest.mark.parametrize("name", TEXT_MODELS)
 def test_real_splits_share_no_text(name: str) -> None:
     parts = splits_for(name, "full")
     train, val, test = (set(p.texts) for p in (parts.train, parts.validation, parts.test))

@@ -1,0 +1,155 @@
+"""/rank and binary v2 on movie-ranker: latency at concurrency 1 and per-candidate overhead at
+saturation beyond the engine's offline ceiling on the same candidate lists.
+
+    python -m loadtests.rank_bench --repository model_repository [--url http://127.0.0.1:8000]
+
+Without ``--url`` a ``sluice serve`` of the repository's movie-ranker is started on loopback.
+Prints a table and writes ``loadtests/reports/rank_bench.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+MODEL = "movie-ranker"
+
+
+def _lists(n_lists: int, size: int, n_items: int) -> list[list[int]]:
+    rng = np.random.default_rng(0)
+    return [rng.choice(np.arange(1, n_items), size=size, replace=False).tolist() for _ in range(n_lists)]
+
+
+def offline_us_per_candidate(version_dir: Path, lists: list[list[int]]) -> float:
+    """The engine's own ceiling: features gathered and scored in-process, no HTTP, no queue."""
+    from engines.base import EngineSpec
+    from engines.onnx_engine import load
+    from server.inference.ranking import RankingTables
+
+    tables = RankingTables.load(version_dir)
+    engine = load(EngineSpec(artifact=version_dir / "model.onnx", threads=2))
+    feeds = [tables.gather(196, x) for x in lists]
+    engine.run(feeds[0])
+    started = time.perf_counter()
+    for f in feeds:
+        engine.run(f)
+    return 1e6 * (time.perf_counter() - started) / sum(len(x) for x in lists)
+
+
+def rank_c1_ms(url: str, lists: list[list[int]]) -> float:
+    times = []
+    with httpx.Client(base_url=url, timeout=30) as c:
+        for i, items in enumerate(lists):
+            started = time.perf_counter()
+            r = c.post(f"/v1/models/{MODEL}/rank", json={"user_id": 196, "item_ids": items})
+            r.raise_for_status()
+            if i >= 5:
+                times.append(1000 * (time.perf_counter() - started))
+    return statistics.median(times)
+
+
+def _saturate(call: object, lists: list[list[int]], workers: int, seconds: float) -> float:
+    """Candidates per second with ``workers`` threads each looping ``call(items)``."""
+    stop = time.perf_counter() + seconds
+    done = [0] * workers
+
+    def loop(w: int) -> None:
+        i = w
+        while time.perf_counter() < stop:
+            items = lists[i % len(lists)]
+            call(items)  # type: ignore[operator]
+            done[w] += len(items)
+            i += workers
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(loop, range(workers)))
+    return sum(done) / (time.perf_counter() - started)
+
+
+def rank_saturated(url: str, lists: list[list[int]], workers: int, seconds: float) -> float:
+    local = threading.local()
+
+    def call(items: list[int]) -> None:
+        if not hasattr(local, "c"):
+            local.c = httpx.Client(base_url=url, timeout=30)
+        local.c.post(f"/v1/models/{MODEL}/rank", json={"user_id": 196, "item_ids": items}).raise_for_status()
+
+    return _saturate(call, lists, workers, seconds)
+
+
+def v2_saturated(url: str, version_dir: Path, lists: list[list[int]], workers: int, seconds: float) -> float:
+    import tritonclient.http as triton
+
+    from server.inference.ranking import RankingTables
+
+    tables = RankingTables.load(version_dir)
+    host = url.split("://", 1)[-1]
+    local = threading.local()
+
+    def call(items: list[int]) -> None:
+        if not hasattr(local, "c"):
+            local.c = triton.InferenceServerClient(url=host)
+        inputs = []
+        for name, arr in tables.gather(196, items).items():
+            inp = triton.InferInput(name, list(arr.shape), "FP32" if arr.dtype == np.float32 else "INT64")
+            inp.set_data_from_numpy(arr, binary_data=True)
+            inputs.append(inp)
+        local.c.infer(MODEL, inputs, outputs=[triton.InferRequestedOutput("score", binary_data=True)])
+
+    return _saturate(call, lists, workers, seconds)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m loadtests.rank_bench")
+    p.add_argument("--repository", type=Path, default=Path("model_repository"))
+    p.add_argument("--url", default=None)
+    p.add_argument("--candidates", type=int, default=1000)
+    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--report", type=Path, default=Path("loadtests/reports/rank_bench.md"))
+    args = p.parse_args()
+    version_dir = args.repository / MODEL / "1"
+    n_items = int(np.load(version_dir / "item_features.npy").shape[0])
+    lists = _lists(64, args.candidates, n_items)
+    server = None
+    url = args.url
+    if url is None:
+        from tests.support.server_process import start_server
+
+        server = start_server(args.repository, extra_args=["--models", MODEL, "--shutdown-delay-s", "0"])
+        url = server.url
+    try:
+        ceiling = offline_us_per_candidate(version_dir, lists)
+        c1 = rank_c1_ms(url, lists + lists[:6])
+        rank_rate = rank_saturated(url, lists, args.workers, args.seconds)
+        v2_rate = v2_saturated(url, version_dir, lists, args.workers, args.seconds)
+    finally:
+        if server is not None:
+            server.stop()
+    rows = [
+        ("engine offline ceiling (in-process)", f"{ceiling:.3f} µs/candidate", "-"),
+        (f"/rank {args.candidates} candidates, concurrency 1, median", f"{c1:.2f} ms", "< 20 ms"),
+        (f"binary v2 at saturation ({args.workers} clients)",
+         f"{1e6 / v2_rate:.3f} µs/candidate (+{1e6 / v2_rate - ceiling:.3f})", "+ < 1 µs"),
+        (f"/rank JSON at saturation ({args.workers} clients)",
+         f"{1e6 / rank_rate:.3f} µs/candidate (+{1e6 / rank_rate - ceiling:.3f})", "+ < 3 µs"),
+    ]  # fmt: skip
+    table = ["| measurement | result | target |", "| --- | --- | --- |"]
+    table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    text = "\n".join(table)
+    print(text)
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(f"# movie-ranker: /rank and v2\n\n{text}\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

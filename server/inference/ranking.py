@@ -1,0 +1,114 @@
+"""Feature gathering for ranking models: (user id, candidate item ids) -> the model's input arrays.
+
+The tables are the ones the pipeline wrote next to the model (``pipeline/ranker``), indexed by
+raw id, row 0 being the fallback for unknown ids:
+
+- ``user_features.npy``: int64 ``[n_users + 1, 3]`` (occupation, age bucket, gender)
+- ``item_features.npy``: float32 ``[n_items + 1, n_genres]`` (genre multi-hot)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.errors import ConfigError, InvalidInput, PayloadTooLarge
+
+USER_TABLE = "user_features.npy"
+ITEM_TABLE = "item_features.npy"
+
+
+@dataclass(frozen=True)
+class RankingTables:
+    users: np.ndarray
+    items: np.ndarray
+    fallback: bool = False
+    """Score unknown ids with row 0 (the untrained fallback embedding) instead of refusing them."""
+
+    @classmethod
+    def load(
+        cls, folder: Path, *, user_table: str = USER_TABLE, item_table: str = ITEM_TABLE,
+        fallback: bool = False,
+    ) -> RankingTables:  # fmt: skip
+        users = np.load(folder / user_table)
+        items = np.load(folder / item_table)
+        return cls(users.astype(np.int64), items.astype(np.float32), fallback)
+
+    def _ids(self, field: str, ids: np.ndarray, size: int) -> np.ndarray:
+        bad = (ids < 1) | (ids >= size)
+        if not bad.any():
+            return ids
+        if self.fallback:
+            return np.where(bad, 0, ids)
+        unknown = sorted(set(ids[bad].tolist()))
+        shown = ", ".join(map(str, unknown[:20])) + (" ..." if len(unknown) > 20 else "")
+        raise InvalidInput(f"{field}: unknown id(s) {shown} (not in the model's feature tables)")
+
+    def gather(self, user_id: int, item_ids: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+        """The input arrays for ``user_id`` against each of ``item_ids`` (one row per candidate)."""
+        items = self._ids("item_ids", np.asarray(item_ids, dtype=np.int64), self.items.shape[0])
+        user = self._ids("user_id", np.asarray([user_id], dtype=np.int64), self.users.shape[0])
+        n = len(items)
+        u = self.users[user[0]]
+        return {
+            "user": np.full(n, user[0], dtype=np.int64),
+            "item": items,
+            "occupation": np.full(n, u[0], dtype=np.int64),
+            "age": np.full(n, u[1], dtype=np.int64),
+            "gender": np.full(n, u[2], dtype=np.int64),
+            "genres": self.items[items],
+        }
+
+
+_TABLES: dict[tuple[str, int, str], RankingTables] = {}
+
+
+def tables_for(model: Any) -> RankingTables:
+    """The feature tables of a loaded ranking model version (read once, then cached)."""
+    cfg = model.config.ranking
+    key = (model.name, model.version, str(model.path))
+    tables = _TABLES.get(key)
+    if tables is None:
+        folder = Path(model.path)
+        try:
+            tables = RankingTables.load(
+                folder, user_table=cfg.user_table, item_table=cfg.item_table,
+                fallback=cfg.fallback_unknown,
+            )  # fmt: skip
+        except OSError as e:
+            raise ConfigError(f"{folder}: ranking feature tables unreadable: {e}") from e
+        _TABLES[key] = tables
+    return tables
+
+
+async def rank(
+    model: Any, user_id: int, item_ids: Sequence[int], top_k: int | None,
+    timeout_us: int | None = None, priority: int = 0,
+) -> list[tuple[int, float]]:  # fmt: skip
+    """Score ``item_ids`` for ``user_id`` on ``model`` and return (item id, score), best first."""
+    from server.scheduler.parts import submit_parts
+
+    cfg = model.config.ranking
+    if model.config.task != "ranking":
+        raise InvalidInput(f"model '{model.name}' is not a ranking model (task {model.config.task})")
+    if not item_ids:
+        raise InvalidInput("item_ids: at least one candidate is needed")
+    if len(item_ids) > cfg.max_candidates:
+        raise PayloadTooLarge(
+            f"item_ids: {len(item_ids)} candidates; model '{model.name}' takes at most "
+            f"{cfg.max_candidates} (ranking.max_candidates)"
+        )
+    feeds = tables_for(model).gather(user_id, item_ids)
+    outputs = await submit_parts(
+        model.batcher, feeds, part_size=cfg.part_size, timeout_us=timeout_us, priority=priority
+    )
+    scores = np.asarray(outputs[model.outputs[0].name], dtype=np.float32).reshape(-1)
+    order = np.argsort(-scores, kind="stable")
+    if top_k is not None:
+        order = order[:top_k]
+    ids = np.asarray(item_ids)
+    return [(int(ids[i]), float(scores[i])) for i in order]
