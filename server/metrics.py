@@ -26,7 +26,7 @@ _PADDING_BUCKETS = (1.0, 1.05, 1.1, 1.2, 1.3, 1.5, 2.0, 3.0, 5.0)
 #: The ``route`` label values of ``sluice_http_requests_total`` (``server/api/access.py`` maps
 #: every route template onto one; unmatched paths are ``other``).
 HTTP_ROUTES = (
-    "infer", "classify", "metadata", "ready", "config", "stats", "repository", "health",
+    "infer", "classify", "rank", "metadata", "ready", "config", "stats", "repository", "health",
     "metrics", "other",
 )
 #: Children created at start for every served model (and for ``model=""``), on the routes that
@@ -119,8 +119,9 @@ class Metrics:
             "HTTP requests answered, by model, route and status. model: a model this server "
             "has loaded, else \"\" (routes without a model, and names not in the registry). "
             "route: one of " + ", ".join(HTTP_ROUTES) + " (infer: /v2 infer, JSON or binary; "
-            "classify: /v1 classify; metadata: /v2 and model metadata; ready: model readiness; "
-            "health: /v2/health/*; repository: /v2/repository/*; other: anything else, "
+            "classify: /v1 classify; rank: /v1 rank; metadata: /v2 and model metadata; "
+            "ready: model readiness; health: /v2/health/*; repository: /v2/repository/*; "
+            "other: anything else, "
             "unknown paths included). status: the 3-digit HTTP status.",
             ("model", "route", "status"),
             registry=r,

@@ -48,7 +48,7 @@ ACCESS_LOGGER = "sluice.access"
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 _MAX_LOGGED_CHARS = 200  # of a client-chosen path, model or version in the log
-_TIMED_ROUTES = frozenset({"infer", "classify"})
+_TIMED_ROUTES = frozenset({"infer", "classify", "rank"})
 _INTERNAL_ERROR = orjson.dumps({"error": "internal server error"})
 
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -65,7 +65,7 @@ def route_label(template: str | None) -> str:
     if template.startswith("/v2/repository/"):
         return "repository"
     last = template.rsplit("/", 1)[-1]
-    if last in ("infer", "classify", "ready", "config", "stats"):
+    if last in ("infer", "classify", "rank", "ready", "config", "stats"):
         return last
     if template == "/v2" or template.startswith("/v2/models/"):
         return "metadata"

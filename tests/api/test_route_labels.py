@@ -13,6 +13,7 @@ ROUTE_LABELS = {
     "/v2/models/{model}/infer": "infer",
     "/v2/models/{model}/versions/{version}/infer": "infer",
     "/v1/models/{model}/classify": "classify",
+    "/v1/models/{model}/rank": "rank",
     "/v2": "metadata",
     "/v2/models/{model}": "metadata",
     "/v2/models/{model}/versions/{version}": "metadata",
