@@ -9,6 +9,7 @@ raw id, row 0 being the fallback for unknown ids:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,14 +65,15 @@ class RankingTables:
         }
 
 
-_TABLES: dict[tuple[str, int, str], RankingTables] = {}
+#: Per loaded model version, dropped with it (a reload reads the new version's tables).
+#: (ModelVersion is an unhashable dataclass: keyed by id, removed when the version is freed.)
+_TABLES: dict[int, RankingTables] = {}
 
 
 def tables_for(model: Any) -> RankingTables:
     """The feature tables of a loaded ranking model version (read once, then cached)."""
     cfg = model.config.ranking
-    key = (model.name, model.version, str(model.path))
-    tables = _TABLES.get(key)
+    tables = _TABLES.get(id(model))
     if tables is None:
         folder = Path(model.path)
         try:
@@ -81,7 +83,8 @@ def tables_for(model: Any) -> RankingTables:
             )  # fmt: skip
         except OSError as e:
             raise ConfigError(f"{folder}: ranking feature tables unreadable: {e}") from e
-        _TABLES[key] = tables
+        _TABLES[id(model)] = tables
+        weakref.finalize(model, _TABLES.pop, id(model), None)
     return tables
 
 
