@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -35,6 +35,19 @@ async def read_body(request: Request, limit: int) -> bytes:
                   size, request.url.path)
         raise RequestCancelled("client disconnected while sending the body") from None
     return b"".join(chunks)
+
+
+OFF_LOOP_BYTES = 64 * 1024
+"""Bodies larger than this are decoded in a worker thread: decoding 8 MiB of tensors can take
+most of a second (bounded by the limits: 2 M empty BYTES elements take 0.8 s), and the event
+loop must keep serving meanwhile."""
+
+
+async def off_the_loop(size: int, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``: at once for a small body, in a worker thread for a large one."""
+    if size <= OFF_LOOP_BYTES:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
 
 
 async def _disconnected(request: Request) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from server.api import schemas as oas
-from server.api.body import read_body, unless_disconnected
+from server.api.body import off_the_loop, read_body, unless_disconnected
 from server.errors import ModelNotReady
 from server.protocol.v2 import HEADER_LENGTH, decode_limits, decode_request, parse_header_length
 from server.repository.loader import ModelVersion
@@ -123,7 +123,8 @@ def build_router(state: ServerState) -> APIRouter:
             raise ModelNotReady("server is shutting down")
         body = await read_body(request, state.settings.max_request_bytes)
         header_length = parse_header_length(request.headers.get(HEADER_LENGTH), len(body))
-        decoded = decode_request(body, header_length, decode_limits(state.settings))
+        decoded = await off_the_loop(len(body), decode_request, body, header_length,
+                                     decode_limits(state.settings))
         encoded = await unless_disconnected(
             request, state.service.infer(model, version, decoded)
         )
