@@ -26,7 +26,7 @@ import orjson
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 BUSY_BODY = orjson.dumps({"error": "server busy: too many connections and requests in flight "
                                    "(max_connections); retry later"})
 
@@ -95,6 +95,11 @@ class SluiceHttpProtocol(HttpToolsProtocol):
             b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body),
             b"connection: close\r\n\r\n", body]))
         self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser rejects, as JSON like every other error."""
+        if not self.transport.is_closing():
+            self._reject(400, f"malformed HTTP request: {msg}")
 
     # ---- uvicorn's hooks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

@@ -276,8 +276,9 @@ def decode_request(
         raise _field("parameters", "must be an object")
     timeout = params.get("timeout")
     if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)
-                                or timeout < 0):
-        raise _field("parameters.timeout", "must be a non-negative integer (microseconds)")
+                                or not 0 <= timeout <= MAX_TIMEOUT_US):
+        raise _field("parameters.timeout", f"must be an integer within 0..{MAX_TIMEOUT_US} "
+                     "(microseconds)")
     priority = params.get("priority")
     if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)
                                  or priority < 0):
@@ -407,6 +408,8 @@ def encode_response(
 
 # ---- names in paths ------------------------------------------------------------------------
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+MAX_TIMEOUT_US = 24 * 3600 * 1_000_000
+"""Longest request timeout a client may ask for (a day, in microseconds)."""
 MAX_NAME_CHARS = 128
 
 

@@ -213,3 +213,10 @@ def test_200_trickling_sockets_do_not_starve_real_clients(server: ServerProcess)
     assert set(statuses) == {b"408"}, statuses
     print(f"real client answered in {real_client_s:.3f} s with 200 slow sockets open")
     still_serves(server)
+
+
+def test_malformed_request_gets_a_json_400(server: ServerProcess) -> None:
+    status, doc = raw(server, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n")
+    assert status == 400 and "malformed HTTP request" in doc["error"]
+    still_serves(server)

@@ -236,3 +236,11 @@ def test_a_deep_object_as_an_element_is_named_not_dumped() -> None:
     body = b'{"inputs": [{"name": "t", "shape": [1], "datatype": "FP32", "data": %s}]}' % data
     with pytest.raises(InvalidInput, match="JSON numbers, not an object"):
         decode_request(body, None)
+
+
+@pytest.mark.parametrize("timeout", [2**63 - 1, -1, True, 1.5, "100"])
+def test_timeout_parameter_is_a_bounded_integer(timeout: object) -> None:
+    doc = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}],
+           "parameters": {"timeout": timeout}}
+    with pytest.raises(InvalidInput, match=r"parameters.timeout: must be an integer within 0\.\."):
+        decode_request(orjson.dumps(doc), None)
