@@ -10,6 +10,7 @@ import json
 import shutil
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.e2e
 TEXT = "/v2/models/tiny-sentiment/infer"
 RANK = "/v2/models/ranker/infer"
 DEADLINE_S = 2.0
+KEEP_ALIVE_S = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,7 @@ def server(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     proc = start_server(root, extra_args=["--shutdown-delay-s", "0", "--log-level", "debug"], env={
         "SLUICE_HEADER_TIMEOUT_S": str(DEADLINE_S), "SLUICE_BODY_TIMEOUT_S": str(DEADLINE_S),
         "SLUICE_MAX_HEADER_COUNT": "50", "SLUICE_MAX_HEADER_BYTES": "8192",
+        "SLUICE_KEEP_ALIVE_TIMEOUT_S": str(KEEP_ALIVE_S),
     })
     yield proc
     proc.stop()
@@ -220,3 +223,38 @@ def test_malformed_request_gets_a_json_400(server: ServerProcess) -> None:
                               b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n")
     assert status == 400 and "malformed HTTP request" in doc["error"]
     still_serves(server)
+
+
+def test_8mb_text_does_not_stall_short_requests(server: ServerProcess) -> None:
+    long = "my flight was cancelled " * (8_000_000 // 24)
+    doc = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [long]}]}
+    result: dict[str, httpx.Response] = {}
+
+    def send_long() -> None:
+        result["long"] = httpx.post(server.url + TEXT, json=doc, timeout=60)
+
+    sender = threading.Thread(target=send_long)
+    sender.start()
+    slowest = 0.0
+    while sender.is_alive():  # short requests all through the long one's life
+        t0 = time.monotonic()
+        still_serves(server)
+        slowest = max(slowest, time.monotonic() - t0)
+    assert result["long"].status_code == 200, result["long"].text
+    # before the text clipping the long text took 5.9 s and a short one waited 5.6 s
+    assert slowest < 2.0, f"a short request took {slowest:.2f} s"
+
+
+def test_idle_keep_alive_connection_is_closed(server: ServerProcess) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b'"live":true' not in first:  # the whole answer, however the reads split it
+            chunk = s.recv(65536)
+            assert chunk, first
+            first += chunk
+        assert first.startswith(b"HTTP/1.1 200"), first
+        start = time.monotonic()
+        assert s.recv(65536) == b""
+        idle = time.monotonic() - start
+    assert KEEP_ALIVE_S - 0.5 < idle < KEEP_ALIVE_S + 3, idle
