@@ -141,12 +141,11 @@ def test_repository_routes_conform_and_the_model_comes_back(server: ServerProces
     assert r.status_code == 200, r.text
 
 
-
-
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck),
           phases=[Phase.explicit, Phase.generate])  # no shrinking: the CI budget
 @given(st.one_of(st.integers(min_value=1, max_value=6000).map(lambda n: "9" * n),
-                 st.text(alphabet="0123456789²³¹٣+- ", min_size=1, max_size=12)))
+                 st.text(alphabet="0123456789²³¹٣+- ", min_size=1, max_size=12)
+                 .filter(lambda v: v == v.strip() != "")))  # requests refuses edge spaces
 def test_header_length_values_never_500(server: ServerProcess, value: str) -> None:
     """``Inference-Header-Content-Length`` beyond what the schema's integer says: digits past
     Python's int limit, Unicode digits, signs. The body is valid JSON, so only the header is
