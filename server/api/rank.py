@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from server.api import schemas as oas
 from server.api.body import read_body, unless_disconnected
 from server.errors import InvalidInput, ModelNotReady
 from server.inference.ranking import rank
@@ -90,6 +91,7 @@ def build_router(state: ServerState) -> APIRouter:
         "/models/{model}/rank",
         summary="Score and rank candidate items for a user",
         response_model=RankResponse,
+        responses=oas.errors(*oas.INFERENCE),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": schema, "example": schema["examples"][0]}}}},
     )
