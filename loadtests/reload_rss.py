@@ -67,10 +67,15 @@ def _empty_server_rss(args: Sequence[str], env: Mapping[str, str]) -> int:
 
 
 def measure(repository: Path, model: str, cycles: int = 20, server_args: Sequence[str] = (),
-            admin_key: str | None = None, env: Mapping[str, str] | None = None,
+            admin_key: str | None = "rss-admin-key", env: Mapping[str, str] | None = None,
             requests_per_cycle: int = 5) -> dict[str, Any]:
+    """The server runs with ``--model-control-mode explicit`` and ``admin_key`` (load and unload
+    need both)."""
     full_env = servers.thread_env(1, None)
     full_env.update(env or {})
+    if admin_key:
+        server_args = ["--model-control-mode", "explicit", *server_args]
+        full_env["SLUICE_ADMIN_KEYS"] = admin_key
     empty_rss = _empty_server_rss(server_args, full_env)
     port = servers.free_port()
     command = servers.sluice_command(repository, model, port, server_args)
@@ -121,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", default="tiny-sentiment")
     p.add_argument("--tiny", action="store_true", help="serve the tiny test model (built now)")
     p.add_argument("--cycles", type=int, default=20)
-    p.add_argument("--admin-key", default=None)
+    p.add_argument("--admin-key", default="rss-admin-key",
+                   help="the server's admin key, sent with each load and unload")
     p.add_argument("--server-arg", action="append", default=[])
     p.add_argument("--requests-per-cycle", type=int, default=5,
                    help="classify requests after each load (default 5)")
