@@ -100,6 +100,9 @@ def measure(repository: Path, model: str, cycles: int = 20, server_args: Sequenc
         "empty_server_kib": empty_rss, "loaded_kib": loaded_rss, "one_load_kib": one_load,
         "growth_kib": growth, "growth_of_one_load": round(growth / one_load, 4) if one_load else None,
         "steady_growth_kib": steady,
+        # like for like: what stays after an unload, first cycle against the last (a leak shows
+        # here; the loaded figures also carry the allocator's request-time noise)
+        "unloaded_growth_kib": rows[-1]["unloaded_kib"] - rows[0]["unloaded_kib"],
         "steady_growth_of_one_load": round(steady / one_load, 4) if one_load else None,
         "passed": one_load > 0 and growth < 0.10 * one_load, "rows": rows,
     }
@@ -115,7 +118,10 @@ def table(doc: dict[str, Any]) -> str:
         f"after {doc['cycles']} cycles {doc['growth_kib'] / 1024:+.1f} MiB = "
         f"{doc['growth_of_one_load']:.1%} of one load (target < 10%): "
         f"{'PASS' if doc['passed'] else 'FAIL'}; from cycle 1 to {doc['cycles']} "
-        f"{doc['steady_growth_kib'] / 1024:+.1f} MiB = {doc['steady_growth_of_one_load']:.1%}"
+        f"{doc['steady_growth_kib'] / 1024:+.1f} MiB = {doc['steady_growth_of_one_load']:.1%}; "
+        f"after an unload, cycle 1 to {doc['cycles']}: "
+        f"{doc['unloaded_growth_kib'] / 1024:+.1f} MiB = "
+        f"{doc['unloaded_growth_kib'] / max(doc['one_load_kib'], 1):.1%} of one load"
     )
     return "\n".join(lines)
 
