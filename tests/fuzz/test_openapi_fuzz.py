@@ -113,7 +113,10 @@ def test_read_routes_conform(server: ServerProcess, schema: Any, mode: Generatio
     seen: Counter[int] = Counter()
     for op in ops:
         seen += fuzz(server, op, mode)
-    assert seen[200] > 0 and seen[404] > 0, seen
+    if mode is GenerationMode.POSITIVE:  # schema-valid names reach the lookup: some 404
+        assert seen[200] > 0 and seen[404] > 0, seen
+    else:  # schema-violating ones mostly stop at the name and version checks
+        assert seen[400] > 0, seen
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
