@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from server.errors import ConfigError, InvalidInput, PayloadTooLarge
+from server.scheduler.parts import submit_parts
 
 USER_TABLE = "user_features.npy"
 ITEM_TABLE = "item_features.npy"
@@ -93,8 +94,6 @@ async def rank(
     timeout_us: int | None = None, priority: int = 0,
 ) -> list[tuple[int, float]]:  # fmt: skip
     """Score ``item_ids`` for ``user_id`` on ``model`` and return (item id, score), best first."""
-    from server.scheduler.parts import submit_parts
-
     cfg = model.config.ranking
     if model.config.task != "ranking":
         raise InvalidInput(f"model '{model.name}' is not a ranking model (task {model.config.task})")
