@@ -73,9 +73,7 @@ def measure(repository: Path, model: str, cycles: int = 20, server_args: Sequenc
     need both)."""
     full_env = servers.thread_env(1, None)
     full_env.update(env or {})
-    if admin_key:
-        server_args = ["--model-control-mode", "explicit", *server_args]
-        full_env["SLUICE_ADMIN_KEYS"] = admin_key
+    server_args = servers.with_model_control(server_args, full_env, admin_key)
     empty_rss = _empty_server_rss(server_args, full_env)
     port = servers.free_port()
     command = servers.sluice_command(repository, model, port, server_args)

@@ -59,6 +59,17 @@ class RunningServer:
             return ""
 
 
+def with_model_control(
+    args: Sequence[str], env: dict[str, str], admin_key: str | None
+) -> list[str]:
+    """``args`` with load and unload on (``--model-control-mode explicit``) and ``env`` given
+    ``admin_key`` as the server's admin key; unchanged when ``admin_key`` is None."""
+    if not admin_key:
+        return list(args)
+    env["SLUICE_ADMIN_KEYS"] = admin_key
+    return ["--model-control-mode", "explicit", *args]
+
+
 def sluice_command(
     repository: Path, model: str, port: int, extra: Sequence[str] = ()
 ) -> list[str]:

@@ -170,12 +170,9 @@ def _phase(url: str, cfg: SoakConfig, tally: Tally, seconds: float, *, reload_ev
 
 def run(cfg: SoakConfig) -> dict[str, Any]:
     port = servers.free_port()
-    control = ["--model-control-mode", "explicit"] if cfg.admin_key else []
-    command = servers.sluice_command(cfg.repository, cfg.model, port,
-                                     [*control, *cfg.server_args])
     env = servers.thread_env(1)
-    if cfg.admin_key:
-        env["SLUICE_ADMIN_KEYS"] = cfg.admin_key
+    args = servers.with_model_control(cfg.server_args, env, cfg.admin_key)
+    command = servers.sluice_command(cfg.repository, cfg.model, port, args)
     with servers.serve("soak", command, port, env) as server:
         pid = server.process.pid
         # every path, every batch size and one reload before the starting RSS
