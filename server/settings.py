@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     """Threads one batch's tokenization may use. 1 keeps it on its worker thread, so it overlaps
     the engine's compute without taking the engine's cores (short texts tokenize in ~40 us each)."""
     worker_threads: int = Field(default=0, ge=0, le=256)
-    """Threads for tokenization (and loading); 0 = 2 x instances + 2. Engine calls run on a thread
+    """Threads for tokenization (and loading); 0 = 2 x the CPUs this process may use + 2
+    (``default_threads``). Engine calls run on a thread
     of each instance's own, so a call stuck past the watchdog never holds one of these."""
     drain_timeout_s: float = Field(default=30.0, ge=0.0, le=3600.0)
     """On shutdown, how long queued and running requests may take to finish."""

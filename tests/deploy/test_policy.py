@@ -1,4 +1,4 @@
-"""The rendered Deployment keeps the project's operating rules (shared/reference/operations.md):
+"""The rendered Deployment keeps the project's operating rules (README, "Run it in production"):
 probes on the server's real routes, a grace period that covers the lame duck and the drain,
 engine threads from the CPU limit, Guaranteed QoS, a hardened container, a tight NetworkPolicy."""
 
