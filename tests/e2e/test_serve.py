@@ -204,6 +204,10 @@ def test_malformed_json_and_oversized_body(server: ServerProcess) -> None:
 
 def test_metrics_expose_triton_names_and_histograms(server: ServerProcess) -> None:
     httpx.post(f"{server.url}/v1/models/tiny-sentiment/classify", json={"inputs": ["hi"]})
+    late = httpx.post(f"{server.url}/v2/models/tiny-sentiment/infer", json={
+        "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}],
+        "parameters": {"timeout": 1}})
+    assert late.status_code == 504, late.text
     text = httpx.get(f"{server.url}/metrics").text
     for name in ("nv_inference_request_success_total", "nv_inference_count_total",
                  "nv_inference_exec_count_total"):
@@ -211,7 +215,7 @@ def test_metrics_expose_triton_names_and_histograms(server: ServerProcess) -> No
     assert metric(text, "nv_inference_pending_request_count", "tiny-sentiment") == 0
     assert metric(text, "sluice_batch_size_count", "tiny-sentiment") >= 1
     assert metric(text, "sluice_padding_ratio_count", "tiny-sentiment") >= 1
-    # the 504 test above (parameters.timeout=1) counts as a rejected request, as in Triton
+    # the 504 (parameters.timeout=1) counts as a rejected request, as in Triton
     assert metric(text, "nv_inference_request_failure_total", "tiny-sentiment",
                   reason="REJECTED") >= 1
 
