@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from server.scheduler.futures import set_result_if_not_done
+
 
 class TimerHandle(Protocol):
     """A scheduled callback that can be cancelled (``asyncio.TimerHandle`` is one)."""
@@ -40,11 +42,6 @@ class Clock(Protocol):
         ...
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class MonotonicClock:
     """The real clock: the running loop's ``time()`` (``time.monotonic`` on the default loop)."""
 
@@ -59,7 +56,7 @@ class MonotonicClock:
         if deadline <= loop.time():
             return
         future: asyncio.Future[None] = loop.create_future()
-        handle = loop.call_at(deadline, _resolve, future)
+        handle = loop.call_at(deadline, set_result_if_not_done, future, None)
         try:
             await future
         finally:
@@ -126,7 +123,7 @@ class FakeClock:
         if deadline <= self._now:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        timer = self.call_at(deadline, lambda: _resolve(future))
+        timer = self.call_at(deadline, lambda: set_result_if_not_done(future, None))
         try:
             await future
         finally:
