@@ -42,6 +42,28 @@ class Clock(Protocol):
         ...
 
 
+async def wait_until(
+    clock: Clock, changed: asyncio.Event, done: Callable[[], bool], timeout_s: float
+) -> bool:
+    """Wait until ``done()`` (checked whenever ``changed`` is set) or ``timeout_s`` on ``clock``
+    have passed; return ``done()``."""
+    timed_out = False
+
+    def on_timeout() -> None:
+        nonlocal timed_out
+        timed_out = True
+        changed.set()
+
+    timer = clock.call_at(clock.now() + timeout_s, on_timeout)
+    try:
+        while not done() and not timed_out:
+            changed.clear()
+            await changed.wait()
+    finally:
+        timer.cancel()
+    return done()
+
+
 class MonotonicClock:
     """The real clock: the running loop's ``time()`` (``time.monotonic`` on the default loop)."""
 
