@@ -67,7 +67,7 @@ class Former(Generic[Q]):
 
     def stop(self) -> None:
         """Cancel the task and the delay timer."""
-        self.disarm()
+        self._disarm()
         if self._task is not None:
             self._task.cancel()
 
@@ -75,14 +75,14 @@ class Former(Generic[Q]):
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            self.form()
+            self._form()
 
     @staticmethod
     def _on_done(on_crash: Callable[[BaseException], None], task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:
             on_crash(error)
 
-    def form(self) -> None:
+    def _form(self) -> None:
         """Dispatch every batch that should go now; else arm the delay timer if it can help."""
         policy, queue = self._policy, self._queue
         while queue and self._batches.in_flight < policy.max_batches_in_flight:
@@ -103,12 +103,12 @@ class Former(Generic[Q]):
                 if idle:
                     self._arm_delay_timer(delay_due)
                 else:  # a finished batch will wake the former
-                    self.disarm()
+                    self._disarm()
                 return
             self._batches.dispatch(batch, now)
-        self.disarm()
+        self._disarm()
 
-    def disarm(self) -> None:
+    def _disarm(self) -> None:
         """Cancel the delay timer (the batcher stops, or no batch waits for it)."""
         if self._delay_timer is not None:
             self._delay_timer.cancel()
@@ -118,7 +118,7 @@ class Former(Generic[Q]):
     def _arm_delay_timer(self, deadline: float) -> None:
         if self._delay_timer is not None and self._delay_deadline == deadline:
             return
-        self.disarm()
+        self._disarm()
         self._delay_deadline = deadline
         self._delay_timer = self._clock.call_at(deadline, self._on_delay_timer)
 
