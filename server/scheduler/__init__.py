@@ -5,8 +5,9 @@
 threads, and answers every request exactly once.
 """
 
-from server.scheduler.batcher import Batcher, BatchHandler, PreparedBatch
+from server.scheduler.batcher import Batcher
 from server.scheduler.clock import Clock, FakeClock, MonotonicClock, TimerHandle
+from server.scheduler.handler import BatchHandler, PreparedBatch
 from server.scheduler.observer import OUTCOMES, BatchObserver, NullObserver
 from server.scheduler.policy import BatchPolicy
 from server.scheduler.timings import Timings

@@ -1,49 +1,60 @@
-"""Deadline-aware admission: will a new request finish before its deadline?
+"""Admission: the door of one model version's queue. A request is refused at once, or queued.
 
-A request is answered after the work ahead of it: the batches already out of the queue (the
-:class:`Backlog`), and the items queued at its priority level or above (lower levels wait
-behind it). The :class:`~server.scheduler.latency.LatencyModel` says how long that takes:
+:meth:`Admission.admit` checks, in this order, and raises the first refusal:
 
-- The queue ahead plus the request itself are cut into batches of ``max_batch_size`` items (fewer
-  when ``max_batch_tokens`` binds at the queue's mean tokens per item). Batches follow each other
-  every ``max(compute / instance_count, prepare)`` seconds (one is prepared while the instances
-  compute); the request's own batch, the last, takes its full prepare + compute.
-- The backlog's remaining compute is shared by the instances.
-- A request that would form a partial batch on its own waits out what is left of
-  ``max_queue_delay_us`` first.
+- its arguments (``InvalidInput``: items, cost, timeout, a priority out of range);
+- that the model serves (``ModelNotReady``: not running, or UNAVAILABLE);
+- the queue's bounds, the model's ``max_queue_size`` and its priority level's own
+  (``QueueFull``, 429 with ``Retry-After`` the time to drain it; ``PayloadTooLarge`` for a
+  request that could never fit);
+- its deadline (:mod:`server.scheduler.forecast`: ``DeadlineUnreachable`` when the work ahead
+  cannot drain in time, ``DeadlineExceeded`` when no batch could meet it).
 
-:func:`check_deadline` refuses at once a request that would finish late: ``DeadlineExceeded``
-when even an idle model could not compute its batch in time (retrying cannot help), else
-``DeadlineUnreachable`` (429) with ``Retry-After`` the time to drain the work ahead of it.
-With no estimate yet (nothing measured), every request is admitted.
+Every refusal except a bad argument is reported ``rejected`` to the observer. An admitted
+request gets its :class:`Terms`: its priority level and its timeout (from its level's queue
+policy). The :class:`Backlog` is the expected compute of the batches out of the queue.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from server.errors import DeadlineExceeded, DeadlineUnreachable
+from server.errors import InvalidInput, ModelNotReady, PayloadTooLarge, QueueFull, SluiceError
+from server.scheduler.forecast import check_deadline, drain_s, forecast, retry_after_s
 from server.scheduler.forming import Queued
 from server.scheduler.latency import LatencyModel
+from server.scheduler.observer import BatchObserver
 from server.scheduler.policy import BatchPolicy
-
-#: Retry-After is kept within these bounds (seconds).
-RETRY_AFTER_BOUNDS_S = (0.01, 60.0)
-#: Retry-After while the latency model knows nothing.
-UNKNOWN_RETRY_AFTER_S = 1.0
+from server.scheduler.priority import request_timeout_us
 
 
 class QueueView(Protocol):
-    """What admission reads of the queue (a :class:`~server.scheduler.priority.LevelQueue`)."""
+    """What admission reads of the queue (a :class:`~server.scheduler.queue.RequestQueue`)."""
 
     def __bool__(self) -> bool: ...
+
+    @property
+    def pending_items(self) -> int: ...
+
+    def items_at(self, level: int) -> int: ...
 
     def ahead_of(self, level: int) -> tuple[int, int]: ...
 
     def oldest_enqueued_at(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What an admitted request is queued with."""
+
+    level: int
+    """Its priority level, 1 the highest."""
+    timeout_us: int
+    """Its timeout (0: none)."""
+    soft: bool
+    """Its level's queue policy says ``DELAY``: at the timeout it moves behind, not out."""
 
 
 class Backlog:
@@ -70,106 +81,51 @@ class Backlog:
         return total
 
 
-@dataclass(frozen=True)
-class Forecast:
-    drain_s: float
-    """Until the work ahead of the request is done (its Retry-After when refused)."""
-    finish_s: float
-    """Until the request itself is computed."""
-    alone_s: float
-    """Its own batch on an idle model (prepare + compute)."""
-
-
-def batch_items(policy: BatchPolicy, tokens_per_item: float) -> int:
-    """Items in a full batch at ``tokens_per_item``."""
-    size = policy.max_batch_size
-    if policy.max_batch_tokens is not None and tokens_per_item > 0:
-        size = min(size, max(1, int(policy.max_batch_tokens // math.ceil(tokens_per_item))))
-    return size
-
-
-def drain_s(
-    latency: LatencyModel, policy: BatchPolicy, items: int, tokens: int, backlog_s: float
-) -> float | None:
-    """Seconds to compute ``items`` queued items (``tokens``: items x cost, summed) after the backlog."""
-    if items <= 0:
-        return backlog_s / policy.instance_count
-    per_item = tokens / items
-    full = batch_items(policy, per_item)
-    estimate = latency.estimate(full, round(full * per_item))
-    if estimate is None:
-        return None
-    period = max(estimate.compute_s / policy.instance_count, estimate.prepare_s)
-    return backlog_s / policy.instance_count + items / full * period
-
-
-def forecast(
-    latency: LatencyModel,
-    policy: BatchPolicy,
-    *,
-    ahead_items: int,
-    ahead_tokens: int,
-    items: int,
-    tokens: int,
-    backlog_s: float,
-    delay_left_s: float,
-) -> Forecast | None:
-    """When a new request of ``items`` (``tokens``: items x cost) would be answered, or None."""
-    alone = latency.estimate(items, tokens)
-    ahead = drain_s(latency, policy, ahead_items, ahead_tokens, backlog_s)
-    if alone is None or ahead is None:
-        return None
-    total = ahead_items + items
-    full = batch_items(policy, (ahead_tokens + tokens) / total)
-    batches = max(1, math.ceil(total / full))
-    last = total - (batches - 1) * full
-    per_item = (ahead_tokens + tokens) / total
-    last_estimate = latency.estimate(last, round(last * per_item))
-    full_estimate = latency.estimate(full, round(full * per_item))
-    if last_estimate is None or full_estimate is None:
-        return None
-    period = max(full_estimate.compute_s / policy.instance_count, full_estimate.prepare_s)
-    start = backlog_s / policy.instance_count + (batches - 1) * period
-    if batches == 1 and last < full:
-        start = max(start, delay_left_s)
-    return Forecast(drain_s=ahead, finish_s=start + last_estimate.total_s, alone_s=alone.total_s)
-
-
-def retry_after_s(drain: float | None) -> float:
-    """A Retry-After value (seconds) from a drain estimate (``None``: unknown)."""
-    if drain is None:
-        return UNKNOWN_RETRY_AFTER_S
-    low, high = RETRY_AFTER_BOUNDS_S
-    return min(high, max(low, drain))
-
-
-def check_deadline(expected: Forecast | None, timeout_us: int, model: str) -> None:
-    """Raise if a request with ``timeout_us`` (> 0) would be answered after its deadline."""
-    if expected is None:
-        return
-    timeout_s = timeout_us / 1_000_000
-    if expected.alone_s > timeout_s:
-        raise DeadlineExceeded(
-            f"model '{model}': the request's deadline ({timeout_us} us) is shorter than its "
-            f"batch takes on an idle model (about {expected.alone_s * 1e6:.0f} us)"
-        )
-    if expected.finish_s > timeout_s:
-        raise DeadlineUnreachable(
-            f"model '{model}': the request's deadline ({timeout_us} us) cannot be met: the "
-            f"work queued ahead of it needs about {expected.drain_s * 1e3:.0f} ms "
-            f"(finish expected after {expected.finish_s * 1e3:.0f} ms)",
-            retry_after_s=retry_after_s(expected.drain_s),
-        )
-
-
 class Admission:
     """What one batcher asks before queueing a request, and its backlog of batches."""
 
-    def __init__(self, policy: BatchPolicy, latency: LatencyModel, name: str) -> None:
+    def __init__(
+        self, policy: BatchPolicy, latency: LatencyModel, name: str, observer: BatchObserver
+    ) -> None:
         self.policy = policy
         self.latency = latency
         self.name = name
         self.backlog = Backlog()
+        self._observer = observer
+
+    def admit(
+        self, queue: QueueView, now: float, *, items: int, cost: int, timeout_us: int | None,
+        priority: int, refusal: str | None,
+    ) -> Terms:
+        """The terms of a new request, or its refusal raised (see the module docstring).
+
+        ``refusal``: why the model does not serve now (``None``: it does).
+        """
+        policy = self.policy
+        if items < 1:
+            raise InvalidInput(f"items must be at least 1, got {items}")
+        if cost < 0:
+            raise InvalidInput(f"cost must be at least 0, got {cost}")
+        if timeout_us is not None and timeout_us < 0:
+            raise InvalidInput(f"timeout must be at least 0 microseconds, got {timeout_us}")
+        level = policy.priorities.level_of(priority, model=self.name)
+        queue_policy = policy.priorities.queue_policy(level)
+        timeout = request_timeout_us(queue_policy, timeout_us, policy.default_timeout_us)
+        soft = queue_policy is not None and queue_policy.timeout_action == "DELAY"
+        try:
+            if refusal is not None:
+                raise ModelNotReady(refusal)
+            self._check_room(queue, now, items, policy.max_queue_size)
+            if queue_policy is not None and queue_policy.max_queue_size:
+                self._check_room(queue, now, items, queue_policy.max_queue_size, level)
+            if timeout > 0 and not soft:
+                self._check_deadline(queue, now, level, items, cost, timeout)
+        except InvalidInput:  # PayloadTooLarge: it could never fit
+            raise
+        except SluiceError:
+            self._observer.request_finished("rejected", items, 0.0, 0.0)
+            raise
+        return Terms(level, timeout, soft)
 
     def retry_after_s(self, queue: QueueView, now: float, level: int | None = None) -> float:
         """Retry-After: the time to drain the queue (at ``level`` and above, if given)."""
@@ -177,7 +133,24 @@ class Admission:
         drain = drain_s(self.latency, self.policy, items, tokens, self.backlog.remaining_s(now))
         return retry_after_s(drain)
 
-    def check(
+    def _check_room(
+        self, queue: QueueView, now: float, items: int, limit: int, level: int | None = None
+    ) -> None:
+        """Raise unless ``items`` more fit within ``limit`` queued items: the model's queue, or
+        (``level``) that priority level's. ``PayloadTooLarge`` if they never could."""
+        where = "" if level is None else f"priority level {level} of "
+        if items > limit:
+            raise PayloadTooLarge(f"a request of {items} items can never fit the queue of {where}"
+                                  f"model '{self.name}' (max_queue_size {limit})")
+        waiting = queue.pending_items if level is None else queue.items_at(level)
+        if waiting + items > limit:
+            which = "queue" if level is None else f"queue of priority level {level}"
+            raise QueueFull(
+                f"model '{self.name}': {which} full ({waiting} of {limit} items waiting)",
+                retry_after_s=self.retry_after_s(queue, now, level),
+            )
+
+    def _check_deadline(
         self, queue: QueueView, now: float, level: int, items: int, cost: int,
         timeout_us: int,
     ) -> None:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from server.scheduler.futures import set_result_if_not_done
+
 
 class TimerHandle(Protocol):
     """A scheduled callback that can be cancelled (``asyncio.TimerHandle`` is one)."""
@@ -40,9 +42,26 @@ class Clock(Protocol):
         ...
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+async def wait_until(
+    clock: Clock, changed: asyncio.Event, done: Callable[[], bool], timeout_s: float
+) -> bool:
+    """Wait until ``done()`` (checked whenever ``changed`` is set) or ``timeout_s`` on ``clock``
+    have passed; return ``done()``."""
+    timed_out = False
+
+    def on_timeout() -> None:
+        nonlocal timed_out
+        timed_out = True
+        changed.set()
+
+    timer = clock.call_at(clock.now() + timeout_s, on_timeout)
+    try:
+        while not done() and not timed_out:
+            changed.clear()
+            await changed.wait()
+    finally:
+        timer.cancel()
+    return done()
 
 
 class MonotonicClock:
@@ -59,7 +78,7 @@ class MonotonicClock:
         if deadline <= loop.time():
             return
         future: asyncio.Future[None] = loop.create_future()
-        handle = loop.call_at(deadline, _resolve, future)
+        handle = loop.call_at(deadline, set_result_if_not_done, future, None)
         try:
             await future
         finally:
@@ -126,7 +145,7 @@ class FakeClock:
         if deadline <= self._now:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        timer = self.call_at(deadline, lambda: _resolve(future))
+        timer = self.call_at(deadline, lambda: set_result_if_not_done(future, None))
         try:
             await future
         finally:

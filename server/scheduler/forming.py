@@ -1,6 +1,7 @@
 """Which queued requests make the next batch, and whether it should go now.
 
-Pure functions over the queue (oldest first); the batcher owns the queue and the timers.
+Pure functions over the queue (oldest first); the former (:mod:`server.scheduler.former`) calls
+them and owns the delay timer.
 
 Selection
     The oldest request always goes first, so nothing starves: a request with ``k`` requests
@@ -62,10 +63,6 @@ class Selection(Generic[Q]):
     """True when the batch cannot grow: at ``max_batch_size``, or a queued request was left out."""
     preferred_count: int
     """How many of ``chosen`` (a prefix) add up to the largest preferred size reached; 0: none."""
-
-    @property
-    def items(self) -> int:
-        return sum(r.items for r in self.chosen)
 
 
 def window_size(policy: BatchPolicy) -> int:

@@ -1,17 +1,16 @@
-"""Runs a model version's engine calls: the watchdog, stuck calls, replacement, OOM halving.
+"""Runs a model version's engine calls: its instances, their order, the watchdog, OOM halving.
 
-:meth:`EngineRunner.run` executes one prepared batch on one engine instance in a worker thread
-and owns that instance until it is free again:
+:class:`EngineRunner` owns the engine instances of one model version (a pool of free ones):
 
-- **Watchdog.** Each engine call gets a limit (:class:`~server.scheduler.watchdog.WatchdogLimits`,
+- **Order.** Each formed batch gets a :class:`Turn` (:meth:`EngineRunner.turn`) when it leaves
+  the queue; batches take an instance in the order they were formed (oldest first), whichever
+  finishes preparing first: each waits for the previous one's turn.
+- **Watchdog.** :meth:`EngineRunner.run` executes one prepared batch on its turn's instance in
+  a worker thread. Each engine call gets a limit (:class:`~server.scheduler.watchdog.WatchdogLimits`,
   from the latency model's expected compute). Past it the call is abandoned: the batch fails with
   :class:`~server.errors.EngineTimeout` (504) at once, while the call keeps its thread (a running
-  ONNX Runtime call cannot be cancelled). Its instance is taken out and, while fewer than
-  ``max_stuck_calls`` calls are stuck, replaced by a fresh one (``replace``, which loads it);
-  replacements after consecutive timeouts back off exponentially (bounded). At
-  ``max_stuck_calls`` the model is UNAVAILABLE (``on_health(False, reason)``) and no instance is
-  replaced; as stuck calls finish their instances come back, and below the cap it is available
-  again (``on_health(True, "")``) and the instances still stuck are replaced.
+  ONNX Runtime call cannot be cancelled), and :class:`~server.scheduler.stuck.StuckCalls` takes
+  its instance (replaced, or the model UNAVAILABLE at ``max_stuck_calls``).
 - **Out of memory.** A batch whose call raises :class:`~engines.errors.EngineOutOfMemory` is
   prepared again in halves, each run in turn (halved again if need be) before it fails.
 - Every other error propagates to the batcher, which fails that batch only.
@@ -26,15 +25,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from engines.errors import EngineOutOfMemory
 from server.errors import EngineTimeout
 from server.scheduler.clock import Clock
+from server.scheduler.futures import set_result_if_not_done
 from server.scheduler.handler import BatchHandler, PreparedBatch
+from server.scheduler.stuck import HealthCallback, StuckCalls
+from server.scheduler.timings import timed
 from server.scheduler.watchdog import WatchdogLimits
 
 logger = logging.getLogger(__name__)
@@ -43,12 +44,16 @@ P = TypeVar("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-HealthCallback = Callable[[bool, str], None]
 
+class Turn:
+    """A formed batch's place in line for an engine instance, and that instance once taken."""
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+    __slots__ = ("instance", "previous", "taken")
+
+    def __init__(self, previous: asyncio.Future[None] | None, taken: asyncio.Future[None]) -> None:
+        self.previous = previous  # the turn of the batch formed before (None: first)
+        self.taken = taken  # resolved once this batch took an instance, or ended
+        self.instance: int | None = None  # held by the batch until the runner takes it over
 
 
 class EngineRunner(Generic[P, R]):
@@ -57,7 +62,7 @@ class EngineRunner(Generic[P, R]):
     def __init__(
         self,
         handler: BatchHandler[P, R],
-        instances: asyncio.Queue[int],
+        instance_count: int,
         *,
         clock: Clock,
         executor: Callable[[], Executor | None],
@@ -67,48 +72,66 @@ class EngineRunner(Generic[P, R]):
         name: str = "model",
     ) -> None:
         self._handler = handler
-        self._instances = instances
+        self._instances: asyncio.Queue[int] = asyncio.Queue()  # the free instances
+        for instance in range(instance_count):
+            self._instances.put_nowait(instance)
+        self._last_turn: asyncio.Future[None] | None = None
         self._clock = clock
         self._executor = executor
         self._limits = limits  # None: no watchdog
-        self._replace = replace
-        self._on_health = on_health or (lambda available, reason: None)
+        self._stuck = None if limits is None else StuckCalls(
+            self._instances, limits, clock=clock, replace=replace, on_health=on_health, name=name
+        )
         self._name = name
-        self._stuck = 0
-        self._failures = 0  # consecutive watchdog timeouts, reset by a call that finishes
-        self._parked: set[int] = set()  # instances out until their stuck call finishes
-        self._available = True
-        self._reason = ""
-        self._closed = False
-        self._tasks: set[asyncio.Task[None]] = set()
         self._threads: dict[int, ThreadPoolExecutor] = {}  # instance -> its engine-call thread
-
-    @property
-    def limits(self) -> WatchdogLimits | None:
-        return self._limits
 
     @property
     def available(self) -> bool:
         """False while ``max_stuck_calls`` calls are stuck."""
-        return self._available
+        return self._stuck is None or self._stuck.available
 
     @property
     def reason(self) -> str:
-        return self._reason
+        return "" if self._stuck is None else self._stuck.reason
 
     @property
     def stuck_calls(self) -> int:
         """Abandoned calls still running in their threads."""
-        return self._stuck
+        return 0 if self._stuck is None else self._stuck.count
+
+    # -- instances and their order -------------------------------------------------------------
+
+    def turn(self) -> Turn:
+        """A new batch's turn, behind every batch formed before it."""
+        previous, taken = self._last_turn, asyncio.get_running_loop().create_future()
+        self._last_turn = taken
+        return Turn(previous, taken)
+
+    async def take_instance(self, turn: Turn) -> None:
+        """Wait until the batches formed earlier took theirs, then for a free instance."""
+        if turn.previous is not None:
+            await asyncio.shield(turn.previous)
+        turn.instance = await self._instances.get()
+        set_result_if_not_done(turn.taken, None)
+
+    def end_turn(self, turn: Turn) -> None:
+        """The batch is done: the next may take its turn, and an instance it holds goes back."""
+        set_result_if_not_done(turn.taken, None)
+        if turn.instance is not None:
+            self._instances.put_nowait(turn.instance)
+            turn.instance = None
 
     async def run(
-        self, payloads: Sequence[P], prepared: PreparedBatch, instance: int, expected_s: float
+        self, payloads: Sequence[P], prepared: PreparedBatch, turn: Turn, expected_s: float
     ) -> tuple[list[R], float]:
-        """Results (one per payload) and compute seconds of one batch on ``instance``.
+        """Results (one per payload) and compute seconds of one batch on its turn's instance.
 
-        ``instance`` goes back to the pool when this returns or raises, except after a watchdog
-        timeout (``EngineTimeout``), when the runner replaces it or brings it back later.
+        The runner takes the instance over: it goes back to the pool when this returns or
+        raises, except after a watchdog timeout (``EngineTimeout``), when the runner replaces it
+        or brings it back later.
         """
+        instance, turn.instance = turn.instance, None
+        assert instance is not None, "run() before take_instance()"
         abandoned = False
         try:
             return await self._run_halving(payloads, prepared, instance, expected_s)
@@ -121,9 +144,8 @@ class EngineRunner(Generic[P, R]):
 
     def close(self) -> None:
         """No more replacements (the batcher stopped)."""
-        self._closed = True
-        for task in self._tasks:
-            task.cancel()
+        if self._stuck is not None:
+            self._stuck.close()
         for thread in self._threads.values():
             thread.shutdown(wait=False)
         self._threads.clear()
@@ -164,29 +186,29 @@ class EngineRunner(Generic[P, R]):
         self, prepared: PreparedBatch, instance: int, expected_s: float
     ) -> tuple[Sequence[R], float]:
         """One watched engine call: its result, or ``EngineTimeout`` past its limit."""
-        execute = self._handler.execute
-
-        def timed() -> tuple[Sequence[R], float]:
-            started = time.perf_counter()
-            result = execute(prepared, instance)
-            return result, time.perf_counter() - started
-
         loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(self._thread_of(instance), timed)
-        if self._limits is None:
+        call = loop.run_in_executor(
+            self._thread_of(instance), timed(functools.partial(self._handler.execute, prepared, instance))
+        )
+        if self._limits is None or self._stuck is None:
             return await call
         limit_s = self._limits.limit_s(expected_s)
         expired: asyncio.Future[None] = loop.create_future()
-        timer = self._clock.call_at(self._clock.now() + limit_s, functools.partial(_resolve, expired))
+        timer = self._clock.call_at(
+            self._clock.now() + limit_s, functools.partial(set_result_if_not_done, expired, None)
+        )
         try:
             await asyncio.wait((call, expired), return_when=asyncio.FIRST_COMPLETED)
         finally:
             timer.cancel()
         if call.done():
             result = call.result()
-            self._failures = 0
+            self._stuck.call_finished()
             return result
-        self._abandon(instance, call)
+        retired = self._threads.pop(instance, None)
+        if retired is not None:  # the stuck call keeps it; it ends when the call returns
+            retired.shutdown(wait=False)
+        self._stuck.abandon(instance, call)
         raise EngineTimeout(
             f"model '{self._name}': the engine call ran past its limit of {limit_s:g} s "
             "(engine_call_timeout_s); its batch failed and the instance was taken out"
@@ -194,74 +216,3 @@ class EngineRunner(Generic[P, R]):
 
     async def _in_thread(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor(), call)
-
-    # -- stuck calls ---------------------------------------------------------------------------
-
-    def _abandon(self, instance: int, call: asyncio.Future[Any]) -> None:
-        assert self._limits is not None
-        self._stuck += 1
-        self._failures += 1
-        retired = self._threads.pop(instance, None)
-        if retired is not None:  # the stuck call keeps it; it ends when the call returns
-            retired.shutdown(wait=False)
-        call.add_done_callback(functools.partial(self._stuck_call_done, instance))
-        logger.error("model %s: engine call on instance %d stuck past the watchdog limit "
-                     "(%d stuck)", self._name, instance, self._stuck)
-        if self._stuck >= self._limits.max_stuck_calls or self._replace is None:
-            self._parked.add(instance)
-            if self._stuck >= self._limits.max_stuck_calls:
-                self._set_health(False, f"{self._stuck} engine calls are stuck past the watchdog "
-                                        f"limit (max_stuck_calls {self._limits.max_stuck_calls})")
-            return
-        self._spawn_replacement(instance)
-
-    def _stuck_call_done(self, instance: int, call: asyncio.Future[Any]) -> None:
-        if not call.cancelled() and call.exception() is not None:
-            logger.info("model %s: a stuck engine call ended with %r", self._name, call.exception())
-        self._stuck -= 1
-        logger.info("model %s: a stuck engine call finished (%d still stuck)", self._name, self._stuck)
-        if instance in self._parked:  # never replaced: its engine is free again
-            self._parked.discard(instance)
-            if not self._closed:
-                self._instances.put_nowait(instance)
-        if not self._available and self._limits and self._stuck < self._limits.max_stuck_calls:
-            self._set_health(True, "")
-            if self._replace is not None and not self._closed:
-                for parked in sorted(self._parked):  # still stuck: replace them now
-                    self._parked.discard(parked)
-                    self._spawn_replacement(parked)
-
-    def _spawn_replacement(self, instance: int) -> None:
-        task = asyncio.create_task(self._replace_later(instance, self._failures))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _replace_later(self, instance: int, failures: int) -> None:
-        loop = asyncio.get_running_loop()
-        replace = self._replace
-        assert replace is not None and self._limits is not None
-        while not self._closed:
-            delay = self._limits.backoff_s(failures)
-            if delay > 0:
-                logger.warning("model %s: replacing instance %d in %.1f s (backoff)",
-                               self._name, instance, delay)
-                await self._clock.sleep_until(self._clock.now() + delay)
-            if self._closed:
-                return
-            try:
-                await loop.run_in_executor(None, replace, instance)
-            except Exception:
-                logger.exception("model %s: replacing instance %d failed", self._name, instance)
-                failures += 1
-                continue
-            logger.warning("model %s: instance %d replaced by a fresh one", self._name, instance)
-            self._instances.put_nowait(instance)
-            return
-
-    def _set_health(self, available: bool, reason: str) -> None:
-        self._available, self._reason = available, reason
-        if available:
-            logger.warning("model %s: available again", self._name)
-        else:
-            logger.error("model %s: UNAVAILABLE: %s", self._name, reason)
-        self._on_health(available, reason)

@@ -9,6 +9,23 @@ resolved, so the awaiting caller reads complete figures. A request submitted mor
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def timed(call: Callable[[], T]) -> Callable[[], tuple[T, float]]:
+    """``call`` made to return its result and how many seconds it took (for worker threads)."""
+
+    def run() -> tuple[T, float]:
+        started = time.perf_counter()
+        result = call()
+        return result, time.perf_counter() - started
+
+    return run
+
 
 class Timings:
     """Stage durations of one request, in seconds; zero for a stage it never reached."""

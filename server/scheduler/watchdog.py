@@ -2,10 +2,11 @@
 
 A call's limit is ``engine_call_timeout_s`` when set, else derived from the one latency model
 (:mod:`server.scheduler.latency`): ``max(DERIVED_FLOOR_S, DERIVED_FACTOR x expected compute)``,
-or ``UNKNOWN_LIMIT_S`` while nothing is measured yet. A call past its limit is abandoned (an
-ONNX Runtime call in a thread cannot be cancelled); :class:`~server.scheduler.runner.EngineRunner`
-counts those stuck calls against ``max_stuck_calls``. Replacing an instance after repeated
-timeouts waits :meth:`WatchdogLimits.backoff_s`, doubling up to ``backoff_max_s``.
+or ``UNKNOWN_LIMIT_S`` while nothing is measured yet. A call past its limit is abandoned by
+:class:`~server.scheduler.runner.EngineRunner` (an ONNX Runtime call in a thread cannot be
+cancelled); :class:`~server.scheduler.stuck.StuckCalls` counts those stuck calls against
+``max_stuck_calls``. Replacing an instance after repeated timeouts waits
+:meth:`WatchdogLimits.backoff_s`, doubling up to ``backoff_max_s``.
 """
 
 from __future__ import annotations

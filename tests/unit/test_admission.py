@@ -8,7 +8,7 @@ import pytest
 
 from server.errors import DeadlineExceeded, DeadlineUnreachable, QueueFull
 from server.scheduler import BatchPolicy
-from server.scheduler.admission import forecast
+from server.scheduler.forecast import forecast
 from server.scheduler.priority import Priorities
 from tests.unit.batcher_fakes import FakeHandler, FixedLatency, Rig, Text, hang_guard, make_rig
 

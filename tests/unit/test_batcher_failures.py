@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.errors import InferenceFailed
+from server.errors import InferenceFailed, ModelNotReady
 from tests.unit.batcher_fakes import FakeHandler, Text, hang_guard, make_rig
 
 
@@ -46,3 +46,19 @@ async def test_prepare_error_fails_the_batch_without_executing_it() -> None:
     assert rig.handler.executed_ids() == []
     assert await rig.submit(Text("clean")) == "clean!"
     await rig.batcher.stop()
+
+
+@hang_guard
+async def test_a_crashed_former_fails_what_it_holds_and_stops_the_batcher() -> None:
+    rig = await make_rig(max_queue_delay_us=0)
+
+    def boom(items: int) -> None:
+        raise RuntimeError("observer bug")
+
+    rig.observer.request_dequeued = boom  # type: ignore[method-assign]  # the former calls it
+    with pytest.raises(InferenceFailed, match="the scheduler failed"):
+        await rig.submit(Text("a"))
+    assert not rig.batcher.running
+    with pytest.raises(ModelNotReady):
+        rig.submit(Text("b"))
+    assert rig.handler.seen_ids() == set()
