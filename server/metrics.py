@@ -1,8 +1,8 @@
 """Every Prometheus metric Sluice exports, declared once.
 
-Names follow Triton's (``nv_inference_*``, as in Triton's metrics guide,
-https://docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/user_guide/metrics.html) so existing
-dashboards read the same; the histograms Triton lacks (queue, compute, end-to-end, batch size,
+Names follow Triton's (``nv_inference_*``, as in Triton's metrics guide:
+https://docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/user_guide/metrics.html)
+so existing dashboards read the same; the histograms Triton lacks (queue, compute, end-to-end, batch size,
 padding) are ``sluice_*`` and aggregate across replicas.
 """
 
