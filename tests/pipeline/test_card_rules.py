@@ -71,3 +71,8 @@ def test_a_forced_smoke_rebuild_leaves_the_committed_files_byte_identical(tmp_pa
     assert {name: (model_dir / name).read_bytes() for name in COMMITTED} == before
     assert (model_dir / MEASURED_FILE).read_text() != measured  # this build's own timings
     assert _machine_keys(json.loads(before["model_card.json"])) == set()
+    # re-deriving the card from model_card.json + measured.json (no rebuild) changes nothing either
+    from pipeline.textcard import refresh_card
+
+    refresh_card(model_dir)
+    assert {name: (model_dir / name).read_bytes() for name in COMMITTED} == before
