@@ -29,7 +29,8 @@ def estimate_seconds(model_dir: Path, name: str, profile: str) -> dict[str, floa
     try:
         measured = json.loads((model_dir / "measured.json").read_text(encoding="utf-8"))
         if measured["profile"] == profile and model.kind == "text":
-            return {k: float(measured["timings_s"][k]) for k in STAGES}
+            # "write" is timed after measured.json is written, so it is never in there
+            return {k: float(measured["timings_s"].get(k, 1.0)) for k in STAGES}
     except (OSError, ValueError, KeyError, TypeError):
         pass
     scale = 1.0 if profile == "full" else _SMOKE_SCALE
