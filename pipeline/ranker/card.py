@@ -1,34 +1,8 @@
-"""The ranker's ``MODEL_CARD.md`` / ``model_card.json``, rewritten only when a figure changes."""
+"""The ranker's ``MODEL_CARD.md`` (written by the rule of pipeline/card.py: only when it changes)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
-
-#: Keys whose change means new figures (latency and timings vary run to run and do not count).
-_QUALITY_KEYS = ("mean_over_seeds", "baselines", "targets", "settings", "data")
-
-
-def _quality(card: dict[str, Any]) -> Any:
-    return [card.get(k) for k in _QUALITY_KEYS] + [[v["metrics"] for v in card.get("variants", [])]]
-
-
-def write_if_changed(model_dir: Path, card: dict[str, Any], config: dict[str, Any]) -> bool:
-    """Write config and card; keep the committed card when its quality figures are the same."""
-    from pipeline.card import write_config
-
-    write_config(model_dir, config)
-    path = model_dir / "model_card.json"
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        old = None
-    if old is not None and json.loads(json.dumps(_quality(old))) == json.loads(json.dumps(_quality(card))):
-        return False
-    path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    (model_dir / "MODEL_CARD.md").write_text(render(card), encoding="utf-8")
-    return True
 
 
 def _row(name: str, m: dict[str, float]) -> str:
@@ -38,7 +12,6 @@ def _row(name: str, m: dict[str, float]) -> str:
 def render(card: dict[str, Any]) -> str:
     mean = card["mean_over_seeds"]
     v = card["variants"][0]
-    lat = v["latency_ms"]
     targets = "\n".join(f"- {t['target']}: **{t['result']}** ({t['detail']})" for t in card["targets"])
     seeds = "\n".join(
         _row(f"ranker, seed {s}", m) for s, m in zip(mean["seeds"], mean["per_seed"], strict=True)
@@ -72,10 +45,11 @@ test interactions; each test positive ranked among {s["candidates"]} movies the 
 
 {targets}
 
-## Latency (served version, through `server.inference.ranking` + the ONNX Runtime engine, 2 threads)
+## Latency
 
-- 100 candidates: {lat["latency_ms_100"]:.2f} ms median;
-  1,000 candidates: {lat["latency_ms_1000"]:.2f} ms median.
+Measured by every build on its machine (served version, through `server.inference.ranking` +
+the ONNX Runtime engine, 2 threads; median for 100 and 1,000 candidates) and written to
+`measured.json` next to the weights (git-ignored): latency is the machine's, not the model's.
 
 ## Variants
 
@@ -99,6 +73,7 @@ lr {s["lr"]}, batch {s["batch_size"]}, {s["epochs"]} epochs, PyTorch on 2 thread
 sluice build movie-ranker --force
 ```
 
-Weights and feature tables are git-ignored (and left out of the bundled image); this card,
-`model_card.json` and `config.yaml` are committed.
+Weights, feature tables and `measured.json` are git-ignored (and left out of the bundled image);
+this card, `model_card.json` and `config.yaml` are committed, rewritten only when what they say
+changes.
 """

@@ -38,3 +38,16 @@ def test_serve_without_built_models_says_how_to_build(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "sluice build airline-sentiment" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_build_and_bench_are_the_toolings_own_command_lines(tmp_path: Path) -> None:
+    """``sluice build`` / ``bench`` reach the pipeline and the load tests by name (server/tools.py)."""
+    build = sluice("build", "--help")
+    assert build.returncode == 0, build.stderr
+    assert "--profile" in build.stdout and "default models" in build.stdout
+    unknown = sluice("build", "nope", "--repository", str(tmp_path))
+    assert unknown.returncode == 1
+    assert "unknown model(s) nope; the default models are airline-sentiment" in unknown.stderr
+    bench = sluice("bench", "--help")
+    assert bench.returncode == 0, bench.stderr
+    assert "--model-repository" in bench.stdout

@@ -40,10 +40,19 @@ def test_smoke_build_writes_model_tables_card_and_skips_a_rebuild(tmp_path: Path
     card = json.loads((model_dir / "model_card.json").read_text())
     assert {"auc", "ndcg@10", "hit@10"} <= set(card["variants"][0]["metrics"])
     assert card["baselines"][0]["name"] == "popularity"
-    assert {"latency_ms_100", "latency_ms_1000"} <= set(card["variants"][0]["latency_ms"])
-    before = {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()}
-    build(["movie-ranker"], tmp_path, profile="smoke", progress=False)
-    assert {p.name: p.read_bytes() for p in model_dir.iterdir() if p.is_file()} == before
+    measured = json.loads((model_dir / "measured.json").read_text())
+    assert {"latency_ms_100", "latency_ms_1000"} <= set(measured["variants"][0]["latency_ms"])
+    assert "latency_ms" not in card["variants"][0] and "timings_s" not in card
+    committed = ("config.yaml", "model_card.json", "MODEL_CARD.md")
+    before = {name: (model_dir / name).read_bytes() for name in committed}
+    stamp = (model_dir / "build" / "stamp.json").read_bytes()
+    build(["movie-ranker"], tmp_path, profile="smoke", progress=False)  # skipped: stamp matches
+    assert (model_dir / "build" / "stamp.json").read_bytes() == stamp
+    measured_at = (model_dir / "measured.json").stat().st_mtime_ns
+    # a forced rebuild trains again: same quality, so the committed files keep their bytes
+    build(["movie-ranker"], tmp_path, profile="smoke", force=True, progress=False)
+    assert {name: (model_dir / name).read_bytes() for name in committed} == before
+    assert (model_dir / "measured.json").stat().st_mtime_ns != measured_at
 
     tables = RankingTables.load(model_dir / "1")
     feeds = tables.gather(196, [242, 302])
