@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # make image: runtime (CPU, mount /models), bundled (default models baked in) or all
 IMAGE_TARGET ?= runtime
 
-.PHONY: install serve test lint image
+.PHONY: install serve test lint image coverage
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ serve: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# the suite under coverage (server/ and engines/, the sluice serve subprocesses included)
+coverage: $(BIN)/.installed
+	rm -f .coverage .coverage.*
+	HF_HUB_OFFLINE=1 $(BIN)/python -m coverage run -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m coverage combine -q
+	$(BIN)/python -m coverage report
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check server engines pipeline loadtests tests
