@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from engines.fake import FakeEngine
+from tests.support.fake_engine import FakeEngine
 from server.repository.instances import EngineSlot
 
 FEED = {"input_ids": np.ones((2, 3), dtype=np.int64)}
