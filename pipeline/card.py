@@ -58,6 +58,8 @@ Labels (logit order): {", ".join(f"`{x}`" for x in card["labels"])}. Served by d
 
 {chr(10).join(rows)}
 
+Quality is measured through the serving code (the server's engine and its text runtime,
+`engines/text.py`: same tokenizer, softmax and top-1), so it is the accuracy of `sluice serve`'s answers.
 CPU figures: ONNX Runtime {card["environment"]["onnxruntime"]}, 2 intra-op threads,
 {card["environment"]["machine"]}; batches padded to their own longest text, in arrival order;
 time in `InferenceSession.run` only (tokenization excluded; it is the same for every variant);
