@@ -154,17 +154,14 @@ class TextRuntime:
 
 
 class TextClassifier:
-    """The front door: one runtime and one engine, ``classify(texts)`` in one call."""
+    """The front door: one runtime and one engine, ``classify(texts)`` in one call.
+
+    ``TextClassifier(TextRuntime.for_engine(encoder, engine), engine)`` builds one.
+    """
 
     def __init__(self, runtime: TextRuntime, engine: Engine) -> None:
         self.runtime = runtime
         self.engine = engine
-
-    @classmethod
-    def create(
-        cls, encoder: TextEncoder, engine: Engine, sub_batch_tokens: int = 0
-    ) -> TextClassifier:
-        return cls(TextRuntime.for_engine(encoder, engine, sub_batch_tokens), engine)
 
     def encode(self, texts: Sequence[str]) -> EncodedTexts:
         return self.runtime.encode(texts)

@@ -47,8 +47,9 @@ def load_classifier(
 ) -> TextClassifier:
     """The server's runtime over the server's ONNX Runtime engine for one variant."""
     spec = EngineSpec(artifact=model_path, threads=threads, max_length=max_length)
+    encoder = TextEncoder.from_dir(tokenizer_dir, max_length)
     engine = load_engine("onnxruntime", spec)
-    return TextClassifier.create(TextEncoder.from_dir(tokenizer_dir, max_length), engine)
+    return TextClassifier(TextRuntime.for_engine(encoder, engine), engine)
 
 
 class TextBatcher:

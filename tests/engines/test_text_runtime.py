@@ -31,7 +31,8 @@ def encoder(tiny_repository: Path) -> TextEncoder:
 @pytest.fixture(scope="module")
 def classifier(tiny_repository: Path, encoder: TextEncoder) -> Iterator[TextClassifier]:
     spec = EngineSpec(artifact=tiny_repository / "tiny-sentiment" / "1" / "model.onnx", threads=1)
-    c = TextClassifier.create(encoder, load_engine("onnxruntime", spec))
+    engine = load_engine("onnxruntime", spec)
+    c = TextClassifier(TextRuntime.for_engine(encoder, engine), engine)
     yield c
     c.close()
 
@@ -109,7 +110,7 @@ def test_only_declared_inputs_are_fed_and_wrong_row_counts_are_errors(encoder: T
     assert list(engine.batches[-1]) == ["input_ids"]
     bad = FakeEngine(wrong_count=True)
     with pytest.raises(RuntimeError, match="engine returned 4 rows for 5 texts"):
-        TextClassifier.create(encoder, bad).classify(TEXTS)
+        TextClassifier(TextRuntime.for_engine(encoder, bad), bad).classify(TEXTS)
     split = TextRuntime.for_engine(encoder, bad, sub_batch_tokens=24)
     with pytest.raises(RuntimeError, match="engine returned"):
         split.run(bad, split.encode(TEXTS))
