@@ -24,7 +24,8 @@ def built_repository() -> Path:
 
 @pytest.fixture(scope="module")
 def server(built_repository: Path) -> Iterator[ServerProcess]:
-    proc = start_server(built_repository, extra_args=["--models", "airline-sentiment"])
+    proc = start_server(built_repository,
+                        extra_args=["--models", "airline-sentiment", "--shutdown-delay-s", "0"])
     yield proc
     proc.stop()
 
@@ -59,3 +60,34 @@ def test_serves_the_configured_int8_version_and_agrees_with_onnx_runtime(
     expected = [config.labels[i] for i in np.argmax(logits, axis=1)]
     assert got == expected
     assert set(got) <= set(config.labels)
+
+
+#: The card's accuracy and the served answers come from the same runtime (engines/text.py), so
+#: they agree to the text; the tolerance covers only the card's rounding (4 places) and a rare
+#: near-tie that the server's different batch padding could flip (under one text in 200).
+CARD_TOLERANCE = 0.005
+
+
+def test_served_answers_on_the_test_split_reach_the_cards_accuracy(
+    built_repository: Path, server: ServerProcess
+) -> None:
+    import json
+
+    from pipeline.smoke import held_out
+
+    folder = built_repository / "airline-sentiment"
+    config = load_model_config(folder / "config.yaml")
+    assert config.version_policy.specific is not None
+    (served,) = config.version_policy.specific.versions
+    card = json.loads((folder / "model_card.json").read_text())
+    (metrics,) = [v["metrics"] for v in card["variants"] if v["version"] == served]
+    test = held_out()
+    got: list[str] = []
+    for start in range(0, len(test.texts), 32):
+        r = httpx.post(f"{server.url}/v1/models/airline-sentiment/classify",
+                       json={"inputs": test.texts[start : start + 32]}, timeout=60)
+        assert r.status_code == 200, r.text
+        got.extend(row[0]["label"] for row in r.json()["predictions"])
+    served_accuracy = float(np.mean([config.labels.index(g) == t
+                                     for g, t in zip(got, test.targets, strict=True)]))
+    assert abs(served_accuracy - metrics["accuracy"]) <= CARD_TOLERANCE, (served_accuracy, metrics)
