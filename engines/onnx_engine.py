@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from engines.backend import BackendEngine
 from engines.base import DATATYPE_TO_NUMPY, EngineSpec, TensorSpec
 from engines.errors import ArtifactError, BackendUnavailable, InferenceError
 from engines.options import GPU_PROVIDERS, UnsupportedSetting, check_options, cuda_index
-from engines.warmup import warmup_batches
 
 KNOWN_OPTIONS = ("graph_optimization_level", "allow_spinning")
 
@@ -113,36 +113,23 @@ def _specs(args: Sequence[Any]) -> tuple[TensorSpec, ...]:
     return tuple(specs)
 
 
-class OnnxEngine:
+class OnnxEngine(BackendEngine):
     """An :class:`engines.base.Engine` running one ONNX model with ONNX Runtime."""
 
     def __init__(self, session: ort.InferenceSession, spec: EngineSpec) -> None:
+        super().__init__(spec, _specs(session.get_inputs()), _specs(session.get_outputs()))
         self._session: ort.InferenceSession | None = session
-        self._spec = spec
-        self._inputs = _specs(session.get_inputs())
-        self._outputs = _specs(session.get_outputs())
         self._output_names = [t.name for t in self._outputs]
-
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._outputs
 
     @property
     def providers(self) -> list[str]:
         """The providers the session actually uses, in order."""
         return list(self._session.get_providers()) if self._session is not None else []
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         session = self._session
-        if session is None:
+        if session is None:  # closed by another thread since run's check
             raise InferenceError("engine is closed")
-        missing = [t.name for t in self._inputs if t.name not in inputs]
-        if missing:
-            raise InferenceError(f"missing input(s) {missing}")
         # Only the declared inputs: a model without token_type_ids simply doesn't get them.
         feed = {
             t.name: np.ascontiguousarray(inputs[t.name], dtype=DATATYPE_TO_NUMPY[t.datatype])
@@ -154,11 +141,7 @@ class OnnxEngine:
             raise InferenceError(f"ONNX Runtime failed: {e}") from e
         return dict(zip(self._output_names, results, strict=True))
 
-    def warmup(self) -> None:
-        for batch in warmup_batches(self._inputs, self._spec.max_batch_size, self._spec.max_length):
-            self.run(batch)
-
-    def close(self) -> None:
+    def _release(self) -> None:
         self._session = None  # ORT frees the session (and its arena) with the last reference
 
 

@@ -1,4 +1,6 @@
-"""TensorRT 10 backend: runs a serialized plan (``model.plan``) built by :func:`build_plan`.
+"""TensorRT 10 backend: runs a serialized plan (``model.plan``).
+
+Building a plan from an ONNX file is tooling, not serving: :func:`pipeline.tensorrt_plan.build_plan`.
 
 Device buffers come from torch (``torch.empty(..., device="cuda")``), so neither pycuda nor
 cuda-python is needed at run time. ``tensorrt`` and ``torch`` are imported inside functions:
@@ -6,21 +8,21 @@ importing this module is free, and a missing library surfaces as BackendUnavaila
 :func:`load`.
 
 A plan is specific to the GPU model and TensorRT version that built it; build it once per
-machine type (``sluice build``), not at every load.
+machine type, not at every load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engines.backend import BackendEngine
 from engines.base import DATATYPE_TO_NUMPY, EngineSpec, TensorSpec
 from engines.errors import ArtifactError, BackendUnavailable, InferenceError
 from engines.options import UnsupportedSetting, check_options, cuda_index
-from engines.warmup import warmup_batches
 
 INSTALL_HINT = "pip install 'sluice[tensorrt]' (needs an NVIDIA GPU and driver)"
 KNOWN_OPTIONS: tuple[str, ...] = ()
@@ -39,7 +41,7 @@ TRT_TO_DATATYPE = {
 Shape = tuple[int, ...]
 
 
-def _import_tensorrt() -> Any:
+def import_tensorrt() -> Any:
     try:
         import tensorrt
     except ImportError as e:
@@ -70,7 +72,7 @@ def _torch_dtype(torch: Any, datatype: str) -> Any:
     }[datatype]
 
 
-class TensorRTEngine:
+class TensorRTEngine(BackendEngine):
     """An :class:`engines.base.Engine` over one TensorRT execution context."""
 
     def __init__(
@@ -83,7 +85,6 @@ class TensorRTEngine:
         self._context: Any = engine.create_execution_context()
         if self._context is None:
             raise ArtifactError(f"{spec.artifact}: cannot create an execution context (memory?)")
-        self._spec = spec
         self._device = device
         self._stream = torch.cuda.Stream(device=device)
         inputs, outputs = [], []
@@ -99,28 +100,14 @@ class TensorRTEngine:
                 inputs.append(tensor)
             else:
                 outputs.append(tensor)
-        self._inputs = tuple(inputs)
-        self._outputs = tuple(outputs)
-
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._outputs
+        super().__init__(spec, inputs, outputs)
 
     def profile_shapes(self, name: str) -> tuple[Shape, Shape, Shape]:
         """(min, opt, max) shapes of an input in optimization profile 0."""
         low, opt, high = self._engine.get_tensor_profile_shape(name, 0)
         return tuple(low), tuple(opt), tuple(high)
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._engine is None:
-            raise InferenceError("engine is closed")
-        missing = [t.name for t in self._inputs if t.name not in inputs]
-        if missing:
-            raise InferenceError(f"missing input(s) {missing}")
+    def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch, context = self._torch, self._context
         try:
             with torch.cuda.device(self._device), torch.cuda.stream(self._stream):
@@ -152,20 +139,17 @@ class TensorRTEngine:
         except Exception as e:
             raise InferenceError(f"TensorRT failed: {e}") from e
 
-    def warmup(self) -> None:
-        max_batch, max_length = self._spec.max_batch_size, self._spec.max_length
+    def _warmup_limits(self) -> tuple[int, int]:
+        max_batch, max_length = super()._warmup_limits()
         if self._inputs:
             # Never warm up beyond what the plan's profile accepts.
             _, _, high = self.profile_shapes(self._inputs[0].name)
             max_batch = min(max_batch, high[0])
             if len(high) > 1:
                 max_length = min(max_length, high[1])
-        for batch in warmup_batches(self._inputs, max_batch, max_length):
-            self.run(batch)
+        return max_batch, max_length
 
-    def close(self) -> None:
-        if self._engine is None:
-            return
+    def _release(self) -> None:
         self._context = None  # the context first: it holds the engine's activation memory
         self._engine = None
         self._runtime = None
@@ -175,7 +159,7 @@ class TensorRTEngine:
 def load(spec: EngineSpec) -> TensorRTEngine:
     """Deserialize ``spec.artifact`` (a TensorRT plan) onto ``spec.device`` (cuda only)."""
     check_options("tensorrt", spec.options, KNOWN_OPTIONS)
-    trt = _import_tensorrt()
+    trt = import_tensorrt()
     torch = _import_torch()
     index = cuda_index(spec.device)
     if index is None:
@@ -196,46 +180,3 @@ def load(spec: EngineSpec) -> TensorRTEngine:
                 "TensorRT version or for another GPU)"
             )
         return TensorRTEngine(trt, torch, runtime, engine, spec, device)
-
-
-def build_plan(
-    onnx_path: Path,
-    plan_path: Path,
-    *,
-    fp16: bool,
-    min_shape: Shape,
-    opt_shape: Shape,
-    max_shape: Shape,
-    workspace_bytes: int = 1 << 30,
-    input_shapes: Mapping[str, tuple[Shape, Shape, Shape]] | None = None,
-) -> Path:
-    """Build a TensorRT plan from an ONNX file with one optimization profile.
-
-    ``min_shape``/``opt_shape``/``max_shape`` (``(batch, sequence)`` for a text model) apply to
-    every network input unless ``input_shapes`` gives an input its own ``(min, opt, max)``.
-    """
-    trt = _import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ArtifactError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
-    if fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-    profile = builder.create_optimization_profile()
-    for i in range(network.num_inputs):
-        name = network.get_input(i).name
-        low, opt, high = (input_shapes or {}).get(name, (min_shape, opt_shape, max_shape))
-        profile.set_shape(name, low, opt, high)
-    config.add_optimization_profile(profile)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ArtifactError(f"{onnx_path}: TensorRT failed to build a plan (see its log)")
-    plan_path = Path(plan_path)
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    plan_path.write_bytes(bytes(serialized))
-    return plan_path

@@ -35,6 +35,30 @@ def _buckets_largest_first(batch: Sequence[int], seq: Sequence[int]) -> list[Buc
     return sorted(itertools.product(batch, seq), reverse=True)
 
 
+class _BucketRunner:
+    """What both fast paths share: the input names, the device and the (batch, sequence) buckets."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        device: torch.device,
+        batch_buckets: Sequence[int],
+        seq_buckets: Sequence[int],
+    ) -> None:
+        self._names = list(names)
+        self._device = device
+        self.batch_buckets = tuple(batch_buckets)
+        self.seq_buckets = tuple(seq_buckets)
+
+    def _padded(self, inputs: Mapping[str, np.ndarray]) -> tuple[Bucket, dict[str, np.ndarray]] | None:
+        """``inputs`` padded to their bucket, or None for a batch larger than every bucket."""
+        rows, cols = inputs[self._names[0]].shape
+        bucket = pick_bucket(self.batch_buckets, self.seq_buckets, rows, cols)
+        if bucket is None:
+            return None
+        return bucket, pad_to_bucket(inputs, self._names, bucket)
+
+
 @dataclass
 class _Captured:
     graph: torch.cuda.CUDAGraph
@@ -42,7 +66,7 @@ class _Captured:
     logits: torch.Tensor
 
 
-class GraphRunner:
+class GraphRunner(_BucketRunner):
     """One CUDA graph per bucket, captured on first use (or all at once by ``capture_all``).
 
     All graphs share one memory pool. That is safe because every graph keeps its static
@@ -58,11 +82,8 @@ class GraphRunner:
         batch_buckets: Sequence[int],
         seq_buckets: Sequence[int],
     ) -> None:
+        super().__init__(names, device, batch_buckets, seq_buckets)
         self._model = model
-        self._names = list(names)
-        self._device = device
-        self.batch_buckets = tuple(batch_buckets)
-        self.seq_buckets = tuple(seq_buckets)
         self._pool = torch.cuda.graph_pool_handle()
         self._graphs: dict[Bucket, _Captured] = {}
 
@@ -104,11 +125,11 @@ class GraphRunner:
         return sorted(self._graphs)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray | None:
-        rows, cols = inputs[self._names[0]].shape
-        bucket = pick_bucket(self.batch_buckets, self.seq_buckets, rows, cols)
-        if bucket is None:
+        fitted = self._padded(inputs)
+        if fitted is None:
             return None
-        padded = pad_to_bucket(inputs, self._names, bucket)
+        bucket, padded = fitted
+        rows = int(inputs[self._names[0]].shape[0])
         with torch.inference_mode(), torch.cuda.device(self._device):
             captured = self._graphs.get(bucket) or self._capture(bucket)
             for name in self._names:
@@ -134,7 +155,7 @@ def _raise_recompile_limit(needed: int) -> None:
             return
 
 
-class CompiledRunner:
+class CompiledRunner(_BucketRunner):
     """``torch.compile(mode="reduce-overhead")`` over bucket-padded, static shapes.
 
     Inductor's cudagraph trees keep their graphs per Python thread, so every compiled call
@@ -151,10 +172,7 @@ class CompiledRunner:
         seq_buckets: Sequence[int],
         mode: str = "reduce-overhead",
     ) -> None:
-        self._names = list(names)
-        self._device = device
-        self.batch_buckets = tuple(batch_buckets)
-        self.seq_buckets = tuple(seq_buckets)
+        super().__init__(names, device, batch_buckets, seq_buckets)
         _raise_recompile_limit(len(self.batch_buckets) * len(self.seq_buckets) + 8)
         self._compiled: Callable[..., Any] = torch.compile(model, mode=mode, dynamic=False)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-compiled")
@@ -177,12 +195,11 @@ class CompiledRunner:
                 self._thread.submit(self._call, batch, bucket[0]).result()
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray | None:
-        rows, cols = inputs[self._names[0]].shape
-        bucket = pick_bucket(self.batch_buckets, self.seq_buckets, rows, cols)
-        if bucket is None:
+        fitted = self._padded(inputs)
+        if fitted is None:
             return None
-        padded = pad_to_bucket(inputs, self._names, bucket)
-        return self._thread.submit(self._call, padded, rows).result()
+        rows = int(inputs[self._names[0]].shape[0])
+        return self._thread.submit(self._call, fitted[1], rows).result()
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

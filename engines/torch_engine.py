@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from engines.backend import BackendEngine
 from engines.base import EngineSpec, TensorSpec
 from engines.errors import ArtifactError, BackendUnavailable, EngineOutOfMemory, InferenceError
 from engines.options import UnsupportedSetting, check_options, cuda_index
 from engines.torch_buckets import default_buckets, parse_buckets
 from engines.torch_cuda import CompiledRunner, GraphRunner
-from engines.warmup import SHORT_SEQUENCE, warmup_batches
+from engines.warmup import SHORT_SEQUENCE
 
 KNOWN_OPTIONS = ("cuda_graphs", "compile", "batch_buckets", "seq_buckets", "attn_implementation")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -74,7 +75,7 @@ def _device(spec: EngineSpec) -> torch.device:
     return torch.device("cuda", index)
 
 
-class TorchEngine:
+class TorchEngine(BackendEngine):
     """An :class:`engines.base.Engine` running a HF ``*ForSequenceClassification`` model."""
 
     def __init__(
@@ -86,21 +87,16 @@ class TorchEngine:
         num_labels: int,
         fast_path: GraphRunner | CompiledRunner | None = None,
     ) -> None:
+        names = list(input_names)
+        super().__init__(
+            spec,
+            (TensorSpec(n, "INT64", (-1, -1)) for n in names),
+            (TensorSpec("logits", "FP32", (-1, num_labels)),),
+        )
         self._model: torch.nn.Module | None = model
-        self._spec = spec
         self._device = device
-        self._names = list(input_names)
-        self._inputs = tuple(TensorSpec(n, "INT64", (-1, -1)) for n in self._names)
-        self._outputs = (TensorSpec("logits", "FP32", (-1, num_labels)),)
+        self._names = names
         self._fast_path = fast_path
-
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._outputs
 
     @property
     def device(self) -> torch.device:
@@ -113,13 +109,10 @@ class TorchEngine:
             result: np.ndarray = logits.float().cpu().numpy()
             return result
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         model = self._model
-        if model is None:
+        if model is None:  # closed by another thread since run's check
             raise InferenceError("engine is closed")
-        missing = [n for n in self._names if n not in inputs]
-        if missing:
-            raise InferenceError(f"missing input(s) {missing}")
         arrays = {n: np.ascontiguousarray(inputs[n], dtype=np.int64) for n in self._names}
         shapes = {a.shape for a in arrays.values()}
         if len(shapes) != 1 or len(next(iter(shapes))) != 2:
@@ -134,17 +127,13 @@ class TorchEngine:
             raise InferenceError(f"torch forward pass failed: {e}") from e
         return {"logits": logits}
 
-    def warmup(self) -> None:
+    def _before_warmup(self) -> None:
         if isinstance(self._fast_path, GraphRunner):
             self._fast_path.capture_all()
         elif isinstance(self._fast_path, CompiledRunner):
             self._fast_path.warm_all()
-        for batch in warmup_batches(self._inputs, self._spec.max_batch_size, self._spec.max_length):
-            self.run(batch)
 
-    def close(self) -> None:
-        if self._model is None:
-            return
+    def _release(self) -> None:
         if self._fast_path is not None:
             self._fast_path.close()
             self._fast_path = None

@@ -22,8 +22,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import orjson
 
+from engines.length_batching import window_sorted
 from loadtests.corpus import airline_tweets
 from loadtests.engine_model import TextModel, load_text_model
 
@@ -82,14 +84,9 @@ def sorted_batches(
     model: TextModel, texts: list[str], batch_size: int, window_batches: int
 ) -> list[list[str]]:
     """Sort by token count inside each window of ``window_batches`` batches, then cut."""
-    window = batch_size * window_batches
-    out: list[list[str]] = []
-    for start in range(0, len(texts), window):
-        chunk = texts[start : start + window]
-        lengths = [int(n) for n in model.encode(chunk).lengths]
-        ordered = [t for _, t in sorted(zip(lengths, chunk, strict=True), key=lambda p: p[0])]
-        out.extend(arrival_batches(ordered, batch_size))
-    return out
+    lengths = model.runtime.encoder.count_tokens(texts)
+    return [[texts[i] for i in rows]
+            for rows in window_sorted(np.asarray(lengths), batch_size, window_batches)]
 
 
 def measure_ceiling(

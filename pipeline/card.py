@@ -99,6 +99,8 @@ Labels (logit order): {", ".join(f"`{x}`" for x in card["labels"])}. Served by d
 
 {chr(10).join(rows)}
 
+Quality is measured through the serving code (the server's engine and its text runtime,
+`engines/text.py`: same tokenizer, softmax and top-1), so it is the accuracy of `sluice serve`'s answers.
 ONNX Runtime {card["environment"]["onnxruntime"]}; batches padded to their own longest text.
 
 Speed depends on the machine, so it is not in this card: every build writes its machine's CPU

@@ -1,8 +1,12 @@
 """Measure one ONNX variant on the held-out test split: quality, size, CPU speed.
 
-Timings are ONNX Runtime ``run`` calls only (tokenization is the same for every variant and is
-excluded), with 2 intra-op threads, batches padded to their own longest text, in arrival order.
-Throughput is the faster of two passes over the test split.
+Measured through the serving code: the server's ONNX Runtime engine (:mod:`engines.onnx_engine`)
+and its text runtime (:mod:`engines.text`: the same tokenizer settings, softmax and top-1), so
+a card's accuracy is the accuracy of the answers the server gives.
+
+Timings are the engine calls only (``InferenceSession.run`` inside the engine; tokenization is
+the same for every variant and is excluded), with 2 intra-op threads, batches padded to their own longest
+text, in arrival order. Throughput is the faster of two passes over the test split.
 """
 
 from __future__ import annotations
@@ -16,6 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from engines.base import EngineSpec
+from engines.registry import load_engine
+from engines.scores import best, softmax
+from engines.text import TextClassifier, TextRuntime
+from engines.tokenization import TextEncoder
 from pipeline.metrics import accuracy, agreement, macro_f1
 
 
@@ -33,30 +42,29 @@ class Measurement:
         return {k: round(v, 4) for k, v in asdict(self).items()}
 
 
+def load_classifier(
+    model_path: Path, tokenizer_dir: Path, max_length: int, threads: int = 2
+) -> TextClassifier:
+    """The server's runtime over the server's ONNX Runtime engine for one variant."""
+    spec = EngineSpec(artifact=model_path, threads=threads, max_length=max_length)
+    encoder = TextEncoder.from_dir(tokenizer_dir, max_length)
+    engine = load_engine("onnxruntime", spec)
+    return TextClassifier(TextRuntime.for_engine(encoder, engine), engine)
+
+
 class TextBatcher:
-    """Tokenizes texts with the version folder's ``tokenizer.json`` into ONNX Runtime inputs."""
+    """Texts -> the ONNX inputs ``input_names`` (static int8 calibration feeds these)."""
 
     def __init__(self, tokenizer_json: Path, max_length: int, input_names: Sequence[str]) -> None:
-        from tokenizers import Tokenizer
-
-        self._tok = Tokenizer.from_file(str(tokenizer_json))
-        self._tok.enable_truncation(max_length)
-        self._tok.no_padding()
-        self._names = tuple(input_names)
+        encoder = TextEncoder.from_dir(Path(tokenizer_json).parent, max_length)
+        self._runtime = TextRuntime(encoder, input_names)
 
     def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        encs = self._tok.encode_batch(list(texts))
-        longest = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), longest), dtype=np.int64)
-        mask = np.zeros((len(encs), longest), dtype=np.int64)
-        for row, enc in enumerate(encs):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1
-        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        return {n: arrays[n] for n in self._names}
+        return self._runtime.feeds(self._runtime.encoder.encode(texts))
 
 
 def session(model_path: Path, threads: int = 2) -> Any:
+    """A plain ONNX Runtime session (the build reads a model's input names from it)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -66,17 +74,18 @@ def session(model_path: Path, threads: int = 2) -> Any:
 
 
 def predict(
-    sess: Any, batcher: TextBatcher, texts: Sequence[str], batch: int = 32
+    classifier: TextClassifier, texts: Sequence[str], batch: int = 32
 ) -> tuple[list[int], float]:
-    """Predicted classes and the seconds spent in ``run``."""
+    """Predicted classes (the served top-1) and the seconds spent in the engine."""
     preds: list[int] = []
     spent = 0.0
+    runtime, engine = classifier.runtime, classifier.engine
     for start in range(0, len(texts), batch):
-        feed = batcher(texts[start : start + batch])
+        encoded = classifier.encode(texts[start : start + batch])
         t0 = time.perf_counter()
-        (logits,) = sess.run(["logits"], feed)
+        logits = runtime.logits(engine, encoded)
         spent += time.perf_counter() - t0
-        preds.extend(np.asarray(logits).argmax(axis=1).tolist())
+        preds.extend(best(softmax(logits)).tolist())
     return preds, spent
 
 
@@ -92,18 +101,20 @@ def measure(
     latency_texts: int,
 ) -> tuple[Measurement, list[int]]:
     """Quality and speed of one variant; also returns its predictions (for agreement)."""
-    sess = session(model_path)
-    batcher = TextBatcher(tokenizer_json, max_length, [i.name for i in sess.get_inputs()])
-    predict(sess, batcher, texts[:64])  # warm-up: first runs allocate
-    # Best of two full passes: on a shared machine the slower pass measures the neighbours.
-    preds, spent = predict(sess, batcher, texts)
-    spent = min(spent, predict(sess, batcher, texts)[1])
-    latencies = []
-    for text in texts[:latency_texts]:
-        feed = batcher([text])
-        t0 = time.perf_counter()
-        sess.run(["logits"], feed)
-        latencies.append(time.perf_counter() - t0)
+    classifier = load_classifier(model_path, Path(tokenizer_json).parent, max_length)
+    try:
+        predict(classifier, texts[:64])  # warm-up: first runs allocate
+        # Best of two full passes: on a shared machine the slower pass measures the neighbours.
+        preds, spent = predict(classifier, texts)
+        spent = min(spent, predict(classifier, texts)[1])
+        latencies = []
+        for text in texts[:latency_texts]:
+            encoded = classifier.encode([text])
+            t0 = time.perf_counter()
+            classifier.runtime.logits(classifier.engine, encoded)
+            latencies.append(time.perf_counter() - t0)
+    finally:
+        classifier.close()
     m = Measurement(
         accuracy=accuracy(targets, preds),
         macro_f1=macro_f1(targets, preds, num_labels),

@@ -125,7 +125,12 @@ def with_device(config: ModelConfig, device: str) -> ModelConfig:
     return config.model_copy(update={"engine": engine})
 
 
-def _engine_spec(config: ModelConfig, version_dir: Path, threads: int) -> EngineSpec:
+def engine_spec(config: ModelConfig, version_dir: Path, threads: int) -> EngineSpec:
+    """The one EngineSpec builder: ``config``'s engine for ``version_dir``.
+
+    ``threads`` is used when the config leaves ``engine.threads`` at 0. The load tests and the
+    smoke tests build their engines here too, so they load what the server loads.
+    """
     artifact = (version_dir / config.artifact).resolve()
     if not artifact.exists():
         raise ConfigError(
@@ -170,7 +175,7 @@ def _build_blocking(
     plugins: Sequence[str] = (),
 ) -> tuple[list[Engine], Any, Callable[[int], None]]:
     per_instance = max(1, threads // config.engine.instance_count)
-    spec = _engine_spec(config, version_dir, per_instance)
+    spec = engine_spec(config, version_dir, per_instance)
     engines: list[Engine] = []
     slots: list[EngineSlot] = []
 

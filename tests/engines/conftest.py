@@ -23,7 +23,7 @@ def skip_reason(backend: str) -> str | None:
 @pytest.fixture(scope="session")
 def tiny_plan(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A TensorRT plan of the tiny model (only built where tensorrt runs)."""
-    from engines.tensorrt_engine import build_plan
+    from pipeline.tensorrt_plan import build_plan
 
     return build_plan(
         tiny_repository / "tiny-sentiment" / "1" / "model.onnx",

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engines.backend import BackendEngine
 from engines.base import Engine
 from engines.errors import InferenceError
 from engines.tokenization import TextEncoder
@@ -22,6 +23,8 @@ def encoder(tiny_repository: Path) -> TextEncoder:
 
 def test_is_an_engine(engine: Engine) -> None:
     assert isinstance(engine, Engine)
+    # Built-in backends share the closed/missing-input checks and the warm-up loop.
+    assert isinstance(engine, BackendEngine)
 
 
 def test_describes_text_inputs_and_logits(engine: Engine) -> None:

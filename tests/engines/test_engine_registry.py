@@ -53,7 +53,7 @@ def test_server_import_path_pulls_no_heavy_library() -> None:
     import subprocess
 
     code = (
-        "import sys, engines.registry, engines.tokenization, engines.fake; "
+        "import sys, engines.registry, engines.text, engines.backend; "
         "heavy = {'torch', 'onnxruntime', 'tensorrt', 'transformers'} & set(sys.modules); "
         "print(sorted(heavy))"
     )

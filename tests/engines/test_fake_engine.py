@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engines.base import Engine
-from engines.fake import FakeEngine, fake_logits
+from tests.support.fake_engine import FakeEngine, fake_logits
 
 BATCH = {
     "input_ids": np.array([[101, 5, 102, 0], [101, 7, 8, 102]]),

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engines.scores import softmax
 from pipeline.build import DEFAULT_MODELS, build, missing_models
-from pipeline.evaluate import TextBatcher, session
+from pipeline.evaluate import load_classifier
 from pipeline.smoke import SMOKE_MODEL, held_out, smoke_repository
 from server.repository.config import load_model_config
 
@@ -28,21 +29,19 @@ def repository() -> Path:
 
 
 def _logits(model_onnx: Path, texts: list[str], max_length: int) -> np.ndarray:
-    sess = session(model_onnx)
-    batcher = TextBatcher(
-        model_onnx.parent / "tokenizer.json", max_length, [i.name for i in sess.get_inputs()]
-    )
-    out = [sess.run(["logits"], batcher(texts[i : i + 32]))[0] for i in range(0, len(texts), 32)]
+    """Logits as the card's evaluation computes them (the serving runtime, batches of 32)."""
+    classifier = load_classifier(model_onnx, model_onnx.parent, max_length)
+    try:
+        runtime, engine = classifier.runtime, classifier.engine
+        out = [runtime.logits(engine, runtime.encode(texts[i : i + 32]))
+               for i in range(0, len(texts), 32)]
+    finally:
+        classifier.close()
     return np.concatenate(out)
 
 
 def _predict(model_onnx: Path, texts: list[str], max_length: int) -> np.ndarray:
     return _logits(model_onnx, texts, max_length).argmax(axis=1)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def test_repository_is_valid_and_serves_int8(repository: Path) -> None:
@@ -90,7 +89,7 @@ def test_int8_agrees_with_fp32(repository: Path, fp32: int, int8: int) -> None:
     b = _logits(model_dir / str(int8) / "model.onnx", texts, max_length)
     assert float(np.mean(a.argmax(axis=1) == b.argmax(axis=1))) >= 0.95
     # A smoke model may still predict one class everywhere; its probabilities must agree too.
-    assert float(np.abs(_softmax(a) - _softmax(b)).max(axis=1).mean()) < 0.05
+    assert float(np.abs(softmax(a) - softmax(b)).max(axis=1).mean()) < 0.05
 
 
 def test_second_build_reuses_the_stamp(repository: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -103,26 +102,23 @@ def test_second_build_reuses_the_stamp(repository: Path, caplog: pytest.LogCaptu
 
 
 def test_served_version_loads_in_the_servers_onnx_engine(repository: Path) -> None:
-    from engines.base import EngineSpec
     from engines.registry import load_engine
+    from engines.text import TextRuntime
+    from engines.tokenization import TextEncoder
+    from server.repository.loader import engine_spec
 
     model_dir = repository / SMOKE_MODEL
     config = load_model_config(model_dir / "config.yaml")
     assert config.version_policy.specific is not None
     (served,) = config.version_policy.specific.versions
-    spec = EngineSpec(
-        artifact=model_dir / str(served) / config.artifact,
-        precision=config.engine.precision,
-        max_batch_size=config.batching.max_batch_size,
-        max_length=config.max_length,
-    )
+    spec = engine_spec(config, model_dir / str(served), threads=2)
     engine = load_engine(config.engine.backend, spec)
     try:
         engine.warmup()
-        names = [t.name for t in engine.inputs]
-        batcher = TextBatcher(model_dir / str(served) / "tokenizer.json", config.max_length, names)
+        encoder = TextEncoder.from_dir(model_dir / str(served), config.max_length)
+        runtime = TextRuntime.for_engine(encoder, engine, config.batching.sub_batch_tokens)
         texts = held_out().texts[:8]
-        logits = engine.run(batcher(texts))["logits"]
+        logits = runtime.logits(engine, runtime.encode(texts))
         assert logits.shape == (8, len(config.labels))
         expected = _predict(model_dir / str(served) / "model.onnx", texts, config.max_length)
         assert logits.argmax(axis=1).tolist() == expected.tolist()

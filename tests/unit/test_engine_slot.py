@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 
-from engines.fake import FakeEngine
 from server.repository.instances import EngineSlot
+from tests.support.fake_engine import FakeEngine
 
 FEED = {"input_ids": np.ones((2, 3), dtype=np.int64)}
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from engines.base import EngineSpec
+from engines.length_batching import sub_batches
 from engines.registry import load_engine
 from engines.tokenization import TextEncoder
-from server.inference.text import TextClassificationHandler, sub_batches
+from server.inference.text import TextClassificationHandler
 
 TEXTS = [
     "ok",
@@ -59,7 +60,7 @@ def test_split_batch_answers_like_one_call_with_less_padding(
     a, b = whole.prepare(payloads), split.prepare(payloads)
     assert a.real_tokens == b.real_tokens
     assert b.padded_tokens < a.padded_tokens
-    assert len(b.data[0]) > 1  # really split into several engine calls
+    assert len(b.data[0].calls) > 1  # really split into several engine calls
     for x, y in zip(whole.execute(a, 0), split.execute(b, 0), strict=True):
         assert x.shape == y.shape
         np.testing.assert_allclose(x, y, atol=1e-5)

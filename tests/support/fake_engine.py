@@ -1,5 +1,9 @@
 """A fake engine for scheduler tests: deterministic outputs, a record of every batch, a gate.
 
+Test code, not product code: built in-process by unit tests, or served through the engine
+extension point (``engine.backend: "tests.support.fake_engine:load"`` with
+``SLUICE_ENGINE_PLUGINS=tests.support``; ``engine.options``: ``num_labels``, ``input_names``).
+
 Row ``i`` of ``logits`` is ``[sum of row i's real token ids, row i's real token count,
 row i's first token id]`` (cut or zero-padded to ``num_labels`` columns), so a test can tell
 whether each request got its own row back. Nothing here sleeps: a test that wants a batch in
@@ -14,7 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engines.base import TensorSpec
+from engines.base import EngineSpec, TensorSpec
+
+BACKEND = "tests.support.fake_engine:load"
 
 
 def fake_logits(inputs: Mapping[str, np.ndarray], num_labels: int = 3) -> np.ndarray:
@@ -74,3 +80,12 @@ class FakeEngine:
 
     def close(self) -> None:
         self.closed = True
+
+
+def load(spec: EngineSpec) -> FakeEngine:
+    """The plugin factory (the same ``EngineSpec`` as a built-in backend's ``load``)."""
+    names = spec.options.get("input_names", ("input_ids", "attention_mask"))
+    return FakeEngine(
+        num_labels=int(spec.options.get("num_labels", 3)),
+        input_names=tuple(str(n) for n in names),
+    )

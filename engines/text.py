@@ -1,0 +1,177 @@
+"""The one text-model runtime: texts -> token arrays -> scores -> labels.
+
+Two stages with plain, picklable types, so they can run apart (the server's batcher
+tokenizes the next batch while the engine runs this one; a front-end process may encode and
+an engine process run):
+
+- :meth:`TextRuntime.encode`: texts -> :class:`EncodedTexts` (numpy token arrays, already
+  cut into engine calls of similar length when a padded-token budget is set);
+- :meth:`TextRuntime.run`: :class:`EncodedTexts` + an engine -> probabilities (float32
+  softmax of the logits, rows in the order of the texts).
+
+:class:`TextClassifier` is the front door for one-call users (the pipeline's evaluation, the
+load tests): one engine, ``classify(texts)`` calls both stages. The server, the pipeline and
+the load tests all go through here, so a model card's accuracy is measured on the path that
+serves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engines.base import Engine
+from engines.length_batching import sub_batches
+from engines.scores import label_names, softmax, top_k
+from engines.tokenization import EncodedBatch, TextEncoder
+
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+
+
+@dataclass(frozen=True)
+class EngineCall:
+    """One engine call: its input arrays and the rows of the batch it covers."""
+
+    feeds: dict[str, np.ndarray]
+    rows: np.ndarray | None = None
+    """Row indices into the batch; None: every row, in order (the call is the whole batch)."""
+
+
+@dataclass(frozen=True)
+class EncodedTexts:
+    """The encode stage's output: token arrays ready for the engine, plus token accounting."""
+
+    calls: tuple[EngineCall, ...]
+    lengths: IntArray
+    """Real (truncated) token count of each text."""
+    real_tokens: int
+    padded_tokens: int
+    """Tokens the engine computes over all calls, padding included."""
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The run stage's output for a batch of texts."""
+
+    probabilities: np.ndarray
+    """``[texts, classes]`` float32, each row summing to 1."""
+    real_tokens: int = 0
+    padded_tokens: int = 0
+
+    def top_k(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(class indices, probabilities)`` of the ``k`` best classes per text, best first."""
+        return top_k(self.probabilities, k)
+
+    def labels(self, names: Sequence[str]) -> list[str]:
+        """The best label of each text."""
+        return label_names(top_k(self.probabilities, 1)[0], names)
+
+
+def logits_output(engine: Engine) -> str:
+    """The engine output that holds the logits: ``logits``, else the only output."""
+    names = [spec.name for spec in engine.outputs]
+    if "logits" in names:
+        return "logits"
+    if len(names) == 1:
+        return names[0]
+    raise ValueError(f"cannot tell which engine output holds the logits: {names}")
+
+
+class TextRuntime:
+    """Encodes texts for, and scores them with, engines of one text-classification model.
+
+    Holds no engine: the server runs one runtime over several engine instances.
+    ``sub_batch_tokens`` > 0 cuts each batch into calls of at most that many padded tokens.
+    """
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        input_names: Sequence[str],
+        output_name: str = "logits",
+        sub_batch_tokens: int = 0,
+    ) -> None:
+        self.encoder = encoder
+        self.input_names = tuple(input_names)
+        self.output_name = output_name
+        self.sub_batch_tokens = sub_batch_tokens
+
+    @classmethod
+    def for_engine(
+        cls, encoder: TextEncoder, engine: Engine, sub_batch_tokens: int = 0
+    ) -> TextRuntime:
+        """A runtime feeding ``engine``'s declared inputs and reading its logits output."""
+        names = [spec.name for spec in engine.inputs]
+        return cls(encoder, names, logits_output(engine), sub_batch_tokens)
+
+    def feeds(self, encoded: EncodedBatch) -> dict[str, np.ndarray]:
+        """The arrays of ``encoded`` the engine declares (others, like token types, dropped)."""
+        available = encoded.as_inputs()
+        return {name: available[name] for name in self.input_names}
+
+    def encode(self, texts: Sequence[str]) -> EncodedTexts:
+        """Stage one: tokenize ``texts`` (one batch padded to its longest) into engine calls."""
+        encoded = self.encoder.encode(texts)
+        feeds = self.feeds(encoded)
+        calls = sub_batches(encoded.lengths, self.sub_batch_tokens)
+        if len(calls) == 1:
+            return EncodedTexts((EngineCall(feeds),), encoded.lengths, encoded.real_tokens,
+                                encoded.padded_tokens)
+        parts, padded = [], 0
+        for rows, width in calls:
+            parts.append(EngineCall({k: v[rows, :width] for k, v in feeds.items()}, rows))
+            padded += len(rows) * width
+        return EncodedTexts(tuple(parts), encoded.lengths, encoded.real_tokens, padded)
+
+    def logits(self, engine: Engine, encoded: EncodedTexts) -> np.ndarray:
+        """The engine's logits for every text, in text order (each call's rows checked)."""
+        total = len(encoded)
+        if len(encoded.calls) == 1 and encoded.calls[0].rows is None:
+            logits = np.asarray(engine.run(encoded.calls[0].feeds)[self.output_name])
+        else:
+            parts = [(c.rows, np.asarray(engine.run(c.feeds)[self.output_name]))
+                     for c in encoded.calls]
+            logits = np.empty((total, parts[0][1].shape[1]), dtype=parts[0][1].dtype)
+            for rows, part in parts:
+                assert rows is not None
+                if part.shape[0] != len(rows):
+                    raise RuntimeError(f"engine returned {part.shape[0]} rows for {len(rows)} texts")
+                logits[rows] = part
+        if logits.shape[0] != total:
+            raise RuntimeError(f"engine returned {logits.shape[0]} rows for {total} texts")
+        return logits
+
+    def run(self, engine: Engine, encoded: EncodedTexts) -> Classification:
+        """Stage two: run ``encoded`` on ``engine`` and turn the logits into probabilities."""
+        return Classification(softmax(self.logits(engine, encoded)), encoded.real_tokens,
+                              encoded.padded_tokens)
+
+
+class TextClassifier:
+    """The front door: one runtime and one engine, ``classify(texts)`` in one call.
+
+    ``TextClassifier(TextRuntime.for_engine(encoder, engine), engine)`` builds one.
+    """
+
+    def __init__(self, runtime: TextRuntime, engine: Engine) -> None:
+        self.runtime = runtime
+        self.engine = engine
+
+    def encode(self, texts: Sequence[str]) -> EncodedTexts:
+        return self.runtime.encode(texts)
+
+    def run(self, encoded: EncodedTexts) -> Classification:
+        return self.runtime.run(self.engine, encoded)
+
+    def classify(self, texts: Sequence[str]) -> Classification:
+        """Encode and run ``texts`` as one batch."""
+        return self.run(self.encode(texts))
+
+    def close(self) -> None:
+        self.engine.close()
