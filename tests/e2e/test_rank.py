@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,3 +83,23 @@ def test_rank_refuses_unknown_ids_and_too_many_candidates(ranker_server: ServerP
         assert r.status_code == 413 and "max_candidates" in r.text
         r = c.post("/v1/models/movie-ranker/rank", json={"user_id": 196, "item_ids": ["x"]})
         assert r.status_code == 400 and "item_ids[0]" in r.text
+
+
+def test_rank_access_line_and_server_timing_carry_stages_and_version(
+    ranker_server: ServerProcess,
+) -> None:
+    with httpx.Client(base_url=ranker_server.url, timeout=30) as c:
+        r = c.post("/v1/models/movie-ranker/rank", headers={"X-Request-ID": "e2e-rank-1"},
+                   json={"user_id": 196, "item_ids": list(range(1, 701)), "top_k": 5})
+        assert r.status_code == 200, r.text
+    timing = dict(re.findall(r"([a-z]+);dur=(\d+\.\d+)", r.headers["server-timing"]))
+    assert set(timing) == {"queue", "prepare", "compute", "total"}
+    assert 0 < float(timing["compute"]) <= float(timing["total"])
+    marker = '"request_id":"e2e-rank-1"'
+    line = json.loads(ranker_server.wait_for_line(lambda text: marker in text))
+    assert (line["path"], line["model"], line["version"], line["status"]) == (
+        "/v1/models/{model}/rank", "movie-ranker", "1", 200)
+    assert 0 < line["compute_us"] <= line["total_us"]
+    assert 0 <= line["queue_us"] <= line["total_us"] and line["prepare_us"] >= 0
+    # 700 candidates in parts of 256: the largest batch it ran in held at least one part
+    assert 256 <= line["batch_size"] <= 1024
