@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -85,6 +86,22 @@ def _parse(body: bytes) -> tuple[int, list[int], int | None, int | None, int]:
     return user, items, top_k, timeout or None, priority
 
 
+def items_json(item_ids: np.ndarray, scores: np.ndarray) -> bytes:
+    """``[{"item_id": 242, "score": 0.93}, ...]`` for int64 ``item_ids`` and float32 ``scores``
+    (the shortest text that reads back as the same float32; NaN and infinities as null, as
+    orjson writes them), built without a Python object per candidate: two orjson array dumps
+    spliced in C-level loops. (A dict per candidate cost more than the engine did, and its
+    allocations set off the garbage collector's passes over the whole server heap: 22 full
+    collections in a 10 s saturation run, against 2 without them.)"""
+    numpy = orjson.OPT_SERIALIZE_NUMPY
+    ids = orjson.dumps(np.ascontiguousarray(item_ids, dtype=np.int64), option=numpy)[1:-1]
+    values = orjson.dumps(np.ascontiguousarray(scores, dtype=np.float32), option=numpy)[1:-1]
+    if not ids:
+        return b"[]"
+    pairs = map(b',"score":'.join, zip(ids.split(b","), values.split(b","), strict=True))
+    return b'[{"item_id":' + b'},{"item_id":'.join(pairs) + b"}]"
+
+
 def build_router(state: ServerState) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["rank"])
     schema: dict[str, Any] = RankRequest.model_json_schema()
@@ -109,12 +126,11 @@ def build_router(state: ServerState) -> APIRouter:
         ranked = await unless_disconnected(
             request, rank(loaded, user, items, top_k, timeout, priority, timings)
         )
-        pairs = zip(ranked.item_ids, ranked.scores, strict=True)
-        doc = {
-            "model_name": loaded.name,
-            "model_version": str(loaded.version),
-            "items": [{"item_id": i, "score": s} for i, s in pairs],
-        }
-        return Response(orjson.dumps(doc), media_type="application/json")
+        body = b"".join((
+            b'{"model_name":', orjson.dumps(loaded.name),
+            b',"model_version":', orjson.dumps(str(loaded.version)),
+            b',"items":', items_json(ranked.item_ids, ranked.scores), b"}",
+        ))  # fmt: skip
+        return Response(body, media_type="application/json")
 
     return router

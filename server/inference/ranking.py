@@ -99,11 +99,10 @@ def tables_for(model: Any) -> RankingTables:
 
 @dataclass(frozen=True)
 class Ranked:
-    """Candidates best first: ``item_ids[i]`` scored ``scores[i]`` (plain Python lists, ready
-    for the JSON encoder)."""
+    """Candidates best first: ``item_ids[i]`` (int64) scored ``scores[i]`` (float32)."""
 
-    item_ids: list[int]
-    scores: list[float]
+    item_ids: np.ndarray
+    scores: np.ndarray
 
 
 async def rank(
@@ -133,4 +132,4 @@ async def rank(
         order = order[:top_k]
     # The ids as the client sent them (fallback rows score an unknown id under its own id).
     ids = np.asarray(item_ids, dtype=np.int64)
-    return Ranked(ids[order].tolist(), scores[order].tolist())
+    return Ranked(ids[order], scores[order])

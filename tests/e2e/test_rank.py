@@ -83,6 +83,8 @@ def test_rank_refuses_unknown_ids_and_too_many_candidates(ranker_server: ServerP
         assert r.status_code == 413 and "max_candidates" in r.text
         r = c.post("/v1/models/movie-ranker/rank", json={"user_id": 196, "item_ids": ["x"]})
         assert r.status_code == 400 and "item_ids[0]" in r.text
+        r = c.post("/v1/models/movie-ranker/rank", json={"user_id": 196, "item_ids": [1, 2**63]})
+        assert r.status_code == 400 and "item_ids" in r.text
 
 
 def test_rank_access_line_and_server_timing_carry_stages_and_version(
