@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +108,17 @@ def test_rank_access_line_and_server_timing_carry_stages_and_version(
     assert 0 <= line["queue_us"] <= line["total_us"] and line["prepare_us"] >= 0
     # 700 candidates in parts of 256: the largest batch it ran in held at least one part
     assert 256 <= line["batch_size"] <= 1024
+
+
+def test_locust_recommendation_scenario_runs_headless(ranker_server: ServerProcess) -> None:
+    exe = shutil.which("locust") or str(Path(sys.executable).with_name("locust"))
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [exe, "-f", str(root / "loadtests" / "locust_rank.py"), "--headless", "--only-summary",
+         "--host", ranker_server.url, "-u", "2", "-r", "2", "-t", "3s", "--think-time", "0.05",
+         "--p99-ms", "10000", "--max-failure-ratio", "0"],
+        capture_output=True, text=True, timeout=60, cwd=root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = done.stdout + done.stderr
+    assert "rank 50-1000" in summary and "0(0.00%)" in summary
