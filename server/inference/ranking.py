@@ -121,7 +121,8 @@ async def rank(
             f"item_ids: {len(item_ids)} candidates; model '{model.name}' takes at most "
             f"{cfg.max_candidates} (ranking.max_candidates)"
         )
-    feeds = tables_for(model).gather(user_id, item_ids)
+    ids = _int64("item_ids", item_ids)  # once: gather and the answer share it
+    feeds = tables_for(model).gather(user_id, ids)
     outputs = await submit_parts(
         model.batcher, feeds, part_size=cfg.part_size, timeout_us=timeout_us, priority=priority,
         timings=timings,
@@ -131,5 +132,4 @@ async def rank(
     if top_k is not None:
         order = order[:top_k]
     # The ids as the client sent them (fallback rows score an unknown id under its own id).
-    ids = np.asarray(item_ids, dtype=np.int64)
     return Ranked(ids[order], scores[order])
