@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -122,3 +123,30 @@ def test_locust_recommendation_scenario_runs_headless(ranker_server: ServerProce
     assert done.returncode == 0, done.stderr[-2000:]
     summary = done.stdout + done.stderr
     assert "rank 50-1000" in summary and "0(0.00%)" in summary
+
+
+def test_rank_bench_reports_the_shared_and_pinned_variants(
+    ranker_server: ServerProcess, repo: Path, tmp_path: Path
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+
+    def bench(*args: str) -> str:
+        report = tmp_path / "rank_bench.md"
+        done = subprocess.run(
+            [sys.executable, "-m", "loadtests.rank_bench", "--repository", str(repo),
+             "--seconds", "0.3", "--workers", "2", "--candidates", "100", "--report",
+             str(report), *args],
+            capture_output=True, text=True, timeout=120, cwd=root,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert report.read_text(encoding="utf-8").endswith(done.stdout)
+        return done.stdout
+
+    shared = bench("--url", ranker_server.url, "--variants", "shared")
+    assert "**shared**" in shared and "binary v2 at saturation (2 clients)" in shared
+    assert "server CPU" not in shared  # a server it did not start: no CPU of its own to read
+    pinned = bench("--variants", "pinned")  # starts its own server, on CPU 0
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert "server on CPU [" in pinned and "server CPU at saturation, /rank JSON" in pinned
+    else:
+        assert "skipped" in pinned
