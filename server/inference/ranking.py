@@ -19,6 +19,7 @@ import numpy as np
 
 from server.errors import ConfigError, InvalidInput, PayloadTooLarge
 from server.scheduler.parts import submit_parts
+from server.scheduler.timings import Timings
 
 USER_TABLE = "user_features.npy"
 ITEM_TABLE = "item_features.npy"
@@ -52,8 +53,8 @@ class RankingTables:
 
     def gather(self, user_id: int, item_ids: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
         """The input arrays for ``user_id`` against each of ``item_ids`` (one row per candidate)."""
-        items = self._ids("item_ids", np.asarray(item_ids, dtype=np.int64), self.items.shape[0])
-        user = self._ids("user_id", np.asarray([user_id], dtype=np.int64), self.users.shape[0])
+        items = self._ids("item_ids", _int64("item_ids", item_ids), self.items.shape[0])
+        user = self._ids("user_id", _int64("user_id", [user_id]), self.users.shape[0])
         n = len(items)
         u = self.users[user[0]]
         return {
@@ -64,6 +65,13 @@ class RankingTables:
             "gender": np.full(n, u[2], dtype=np.int64),
             "genres": self.items[items],
         }
+
+
+def _int64(field: str, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    try:
+        return np.asarray(ids, dtype=np.int64)
+    except OverflowError as e:  # a JSON integer beyond int64 is no id of the tables either
+        raise InvalidInput(f"{field}: id out of range (not in the model's feature tables)") from e
 
 
 #: Per loaded model version, dropped with it (a reload reads the new version's tables).
@@ -89,11 +97,20 @@ def tables_for(model: Any) -> RankingTables:
     return tables
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """Candidates best first: ``item_ids[i]`` (int64) scored ``scores[i]`` (float32)."""
+
+    item_ids: np.ndarray
+    scores: np.ndarray
+
+
 async def rank(
     model: Any, user_id: int, item_ids: Sequence[int], top_k: int | None,
-    timeout_us: int | None = None, priority: int = 0,
-) -> list[tuple[int, float]]:  # fmt: skip
-    """Score ``item_ids`` for ``user_id`` on ``model`` and return (item id, score), best first."""
+    timeout_us: int | None = None, priority: int = 0, timings: Timings | None = None,
+) -> Ranked:  # fmt: skip
+    """Score ``item_ids`` for ``user_id`` on ``model``, best first (the ``top_k`` best when
+    given). ``timings``, when given, receives the stage durations of the request's parts."""
     cfg = model.config.ranking
     if model.config.task != "ranking":
         raise InvalidInput(f"model '{model.name}' is not a ranking model (task {model.config.task})")
@@ -104,13 +121,15 @@ async def rank(
             f"item_ids: {len(item_ids)} candidates; model '{model.name}' takes at most "
             f"{cfg.max_candidates} (ranking.max_candidates)"
         )
-    feeds = tables_for(model).gather(user_id, item_ids)
+    ids = _int64("item_ids", item_ids)  # once: gather and the answer share it
+    feeds = tables_for(model).gather(user_id, ids)
     outputs = await submit_parts(
-        model.batcher, feeds, part_size=cfg.part_size, timeout_us=timeout_us, priority=priority
-    )
+        model.batcher, feeds, part_size=cfg.part_size, timeout_us=timeout_us, priority=priority,
+        timings=timings,
+    )  # fmt: skip
     scores = np.asarray(outputs[model.outputs[0].name], dtype=np.float32).reshape(-1)
     order = np.argsort(-scores, kind="stable")
     if top_k is not None:
         order = order[:top_k]
-    ids = np.asarray(item_ids)
-    return [(int(ids[i]), float(scores[i])) for i in order]
+    # The ids as the client sent them (fallback rows score an unknown id under its own id).
+    return Ranked(ids[order], scores[order])

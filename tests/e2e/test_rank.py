@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,3 +87,66 @@ def test_rank_refuses_unknown_ids_and_too_many_candidates(ranker_server: ServerP
         assert r.status_code == 413 and "max_candidates" in r.text
         r = c.post("/v1/models/movie-ranker/rank", json={"user_id": 196, "item_ids": ["x"]})
         assert r.status_code == 400 and "item_ids[0]" in r.text
+        r = c.post("/v1/models/movie-ranker/rank", json={"user_id": 196, "item_ids": [1, 2**63]})
+        assert r.status_code == 400 and "item_ids" in r.text
+
+
+def test_rank_access_line_and_server_timing_carry_stages_and_version(
+    ranker_server: ServerProcess,
+) -> None:
+    with httpx.Client(base_url=ranker_server.url, timeout=30) as c:
+        r = c.post("/v1/models/movie-ranker/rank", headers={"X-Request-ID": "e2e-rank-1"},
+                   json={"user_id": 196, "item_ids": list(range(1, 701)), "top_k": 5})
+        assert r.status_code == 200, r.text
+    timing = dict(re.findall(r"([a-z]+);dur=(\d+\.\d+)", r.headers["server-timing"]))
+    assert set(timing) == {"queue", "prepare", "compute", "total"}
+    assert 0 < float(timing["compute"]) <= float(timing["total"])
+    marker = '"request_id":"e2e-rank-1"'
+    line = json.loads(ranker_server.wait_for_line(lambda text: marker in text))
+    assert (line["path"], line["model"], line["version"], line["status"]) == (
+        "/v1/models/{model}/rank", "movie-ranker", "1", 200)
+    assert 0 < line["compute_us"] <= line["total_us"]
+    assert 0 <= line["queue_us"] <= line["total_us"] and line["prepare_us"] >= 0
+    # 700 candidates in parts of 256: the largest batch it ran in held at least one part
+    assert 256 <= line["batch_size"] <= 4096
+
+
+def test_locust_recommendation_scenario_runs_headless(ranker_server: ServerProcess) -> None:
+    exe = shutil.which("locust") or str(Path(sys.executable).with_name("locust"))
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [exe, "-f", str(root / "loadtests" / "locust_rank.py"), "--headless", "--only-summary",
+         "--host", ranker_server.url, "-u", "2", "-r", "2", "-t", "3s", "--think-time", "0.05",
+         "--p99-ms", "10000", "--max-failure-ratio", "0"],
+        capture_output=True, text=True, timeout=60, cwd=root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = done.stdout + done.stderr
+    assert "rank 50-1000" in summary and "0(0.00%)" in summary
+
+
+def test_rank_bench_reports_the_shared_and_pinned_variants(
+    ranker_server: ServerProcess, repo: Path, tmp_path: Path
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+
+    def bench(*args: str) -> str:
+        report = tmp_path / "rank_bench.md"
+        done = subprocess.run(
+            [sys.executable, "-m", "loadtests.rank_bench", "--repository", str(repo),
+             "--seconds", "0.3", "--workers", "2", "--candidates", "100", "--report",
+             str(report), *args],
+            capture_output=True, text=True, timeout=120, cwd=root,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert report.read_text(encoding="utf-8").endswith(done.stdout)
+        return done.stdout
+
+    shared = bench("--url", ranker_server.url, "--variants", "shared")
+    assert "**shared**" in shared and "binary v2 at saturation (2 clients)" in shared
+    assert "server CPU" not in shared  # a server it did not start: no CPU of its own to read
+    pinned = bench("--variants", "pinned")  # starts its own server, on CPU 0
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert "server on CPU [" in pinned and "server CPU at saturation, /rank JSON" in pinned
+    else:
+        assert "skipped" in pinned

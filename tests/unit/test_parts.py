@@ -10,6 +10,7 @@ import pytest
 
 from server.errors import DeadlineExceeded, InferenceFailed, QueueFull, RequestCancelled
 from server.scheduler.parts import split_rows, submit_parts
+from server.scheduler.timings import Timings
 
 
 class FakeBatcher:
@@ -19,6 +20,7 @@ class FakeBatcher:
         self.parts: list[tuple[dict[str, np.ndarray], int]] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.refuse_at = refuse_at
+        self.timings: list[Any] = []
 
     def submit_nowait(self, payload: Any, *, items: int = 1, cost: int = 1,
                       timeout_us: int | None = None, timings: Any = None,
@@ -26,6 +28,7 @@ class FakeBatcher:
         if self.refuse_at is not None and len(self.parts) == self.refuse_at:
             raise QueueFull("queue full")
         self.parts.append((payload, items))
+        self.timings.append(timings)
         f: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.futures.append(f)
         return f
@@ -103,3 +106,50 @@ async def test_refused_part_cancels_the_parts_already_queued() -> None:
     with pytest.raises(QueueFull):
         await submit_parts(b, rows(1000), part_size=256)
     assert len(b.futures) == 2 and all(f.cancelled() for f in b.futures)
+
+
+def ran(t: Timings, queue_s: float, compute_s: float, batch_items: int) -> None:
+    """What the batcher writes into a part's timings when its batch has run."""
+    t.queue_s, t.prepare_s, t.compute_s, t.batch_items = queue_s, compute_s / 10, compute_s, batch_items
+
+
+async def test_parts_timings_merge_into_the_callers_once_per_batch() -> None:
+    b = FakeBatcher()
+    caller = Timings()
+    task = asyncio.create_task(submit_parts(b, rows(600), part_size=200, timings=caller))
+    await asyncio.sleep(0)
+    assert len({id(t) for t in b.timings}) == 3 and caller not in b.timings  # one per part
+    ran(b.timings[0], 0.001, 0.004, 1000)  # parts 0 and 1 ran in one batch of 1000 items
+    ran(b.timings[1], 0.003, 0.004, 1000)
+    ran(b.timings[2], 0.002, 0.002, 600)
+    for i in range(3):
+        b.answer(i)
+    await task
+    assert caller.queue_s == pytest.approx(0.003)  # until the last part left the queue
+    assert caller.compute_s == pytest.approx(0.006)  # each batch once
+    assert caller.prepare_s == pytest.approx(0.0006)
+    assert caller.batch_items == 1000
+
+
+async def test_a_failed_request_still_reports_its_parts_timings() -> None:
+    b = FakeBatcher()
+    caller = Timings()
+    task = asyncio.create_task(submit_parts(b, rows(400), part_size=200, timings=caller))
+    await asyncio.sleep(0)
+    ran(b.timings[0], 0.002, 0.001, 200)
+    b.answer(0)
+    b.timings[1].queue_s = 0.005  # left the queue through its deadline
+    b.futures[1].set_exception(DeadlineExceeded("late"))
+    with pytest.raises(DeadlineExceeded):
+        await task
+    assert (caller.queue_s, caller.compute_s, caller.batch_items) == (0.005, 0.001, 200)
+
+
+async def test_without_caller_timings_parts_get_none() -> None:
+    b = FakeBatcher()
+    task = asyncio.create_task(submit_parts(b, rows(300), part_size=200))
+    await asyncio.sleep(0)
+    b.answer(0)
+    b.answer(1)
+    await task
+    assert b.timings == [None, None]
