@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +16,13 @@ import orjson
 
 from engines.base import DATATYPE_TO_NUMPY
 from server.errors import InvalidInput, PayloadTooLarge
+from server.protocol.names import MAX_DIGITS as _MAX_DIGITS
 
 HEADER_LENGTH = "inference-header-content-length"
 _NUMERIC = {k: v for k, v in DATATYPE_TO_NUMPY.items() if k != "BYTES"}
-_MAX_DIGITS = 18  # a number in a header, a version or a parameter: below 2**63
 _MAX_DIM = 2**31 - 1
+MAX_TIMEOUT_US = 24 * 3600 * 1_000_000
+"""Longest request timeout a client may ask for (a day, in microseconds)."""
 
 
 @dataclass(frozen=True)
@@ -324,111 +325,3 @@ def texts_from_request(request: InferRequest, input_name: str) -> tuple[str, ...
                 raise _field(f"inputs ('{name}').data[{j}]", "is not valid UTF-8") from e
         texts.append(item)
     return tuple(texts)
-
-
-# ---- responses -----------------------------------------------------------------------------
-def _bytes_payload(array: np.ndarray) -> bytes:
-    parts = []
-    for item in array.reshape(-1).tolist():
-        b = item if isinstance(item, bytes) else str(item).encode("utf-8")
-        parts.append(struct.pack("<I", len(b)))
-        parts.append(b)
-    return b"".join(parts)
-
-
-def _classification(
-    probabilities: np.ndarray, k: int, labels: Sequence[str]
-) -> np.ndarray:
-    k = min(k, probabilities.shape[-1])
-    order = np.argsort(-probabilities, axis=-1, kind="stable")[..., :k]
-    out = np.empty(order.shape, dtype=object)
-    for idx in np.ndindex(order.shape):
-        j = int(order[idx])
-        label = labels[j] if j < len(labels) else str(j)
-        out[idx] = f"{probabilities[(*idx[:-1], j)]:.6f}:{j}:{label}"
-    return out
-
-
-@dataclass
-class EncodedResponse:
-    body: bytes
-    header_length: int | None  # set when the body carries binary tensors
-
-
-def encode_response(
-    *,
-    model_name: str,
-    model_version: str,
-    request: InferRequest,
-    tensors: Mapping[str, tuple[str, np.ndarray]],
-    labels: Sequence[str] = (),
-) -> EncodedResponse:
-    """Build the response; ``tensors`` maps output name -> (datatype, array)."""
-    wanted = request.outputs
-    if wanted is None:
-        wanted = [RequestedOutput(n, request.binary_output) for n in tensors]
-    outputs: list[dict[str, Any]] = []
-    blobs: list[bytes] = []
-    for out in wanted:
-        if out.name not in tensors:
-            raise _field("outputs", f"model '{model_name}' has no output '{out.name}' "
-                         f"(has {sorted(tensors)})")
-        datatype, array = tensors[out.name]
-        if out.classification:
-            if datatype == "BYTES":
-                raise _field(f"outputs ('{out.name}').parameters.classification",
-                             "needs a numeric output")
-            array, datatype = _classification(array, out.classification, labels), "BYTES"
-        entry: dict[str, Any] = {"name": out.name, "datatype": datatype,
-                                 "shape": list(array.shape)}
-        if out.binary or request.binary_output:
-            blob = (
-                _bytes_payload(array) if datatype == "BYTES"
-                else np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-            )
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        elif datatype == "BYTES":
-            entry["data"] = [
-                x.decode("utf-8", "replace") if isinstance(x, bytes) else x
-                for x in array.reshape(-1).tolist()
-            ]
-        else:
-            entry["data"] = array.reshape(-1).tolist()
-        outputs.append(entry)
-    doc: dict[str, Any] = {"model_name": model_name, "model_version": model_version,
-                           "outputs": outputs}
-    if request.id is not None:
-        doc["id"] = request.id
-    head = orjson.dumps(doc)
-    if not blobs:
-        return EncodedResponse(head, None)
-    return EncodedResponse(head + b"".join(blobs), len(head))
-
-
-# ---- names in paths ------------------------------------------------------------------------
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-MAX_TIMEOUT_US = 24 * 3600 * 1_000_000
-"""Longest request timeout a client may ask for (a day, in microseconds)."""
-MAX_NAME_CHARS = 128
-
-
-def check_model_name(name: str) -> str | None:
-    """Why ``name`` cannot be a model's name (a folder of the repository), or None.
-
-    ASCII letters, digits, ``_ . -``, starting with a letter or digit, at most 128 characters:
-    no ``..``, no separators, nothing that reaches outside the repository.
-    """
-    if not name or len(name) > MAX_NAME_CHARS or not _NAME_CHARS.issuperset(name) or \
-            not name[0].isalnum():
-        return (f"model name must be 1..{MAX_NAME_CHARS} ASCII letters, digits, '_', '.' or '-', "
-                "starting with a letter or digit")
-    return None
-
-
-def check_version(version: str) -> str | None:
-    """Why ``version`` cannot be a model version (ASCII digits, bounded), or None."""
-    if not version or len(version) > _MAX_DIGITS or not version.isascii() or \
-            not version.isdigit():
-        return f"version must be 1..{_MAX_DIGITS} ASCII digits"
-    return None
