@@ -142,8 +142,8 @@ class InferenceService:
         """Class probabilities of the request's texts and their ``top_k`` best classes."""
         model = _served_by(self.registry.get(request.model, request.version))
         if not model.is_text:
-            raise InvalidInput(f"model '{model.name}' is a tensor model; "
-                               f"use /v2/models/{model.name}/infer")
+            raise InvalidInput(f"model '{model.name}' is a tensor model; it takes tensors, "
+                               "not texts")
         texts = self._check_texts(model, request.texts, request.texts_field)
         _check_priority(model, request.priority, request.priority_field)
         labels = model.config.labels

@@ -13,6 +13,7 @@ from server.api import schemas as oas
 from server.api.body import read_body, unless_disconnected
 from server.domain import TextRequest, TextResult
 from server.errors import InvalidInput, ModelNotReady
+from server.service import InferenceService
 from server.state import ServerState
 
 
@@ -83,6 +84,14 @@ def _document(result: TextResult) -> bytes:
     })
 
 
+async def _classify(service: InferenceService, request: TextRequest) -> bytes:
+    model = service.model(request.model, request.version)
+    if not model.is_text:  # the route to use instead is this protocol's business
+        raise InvalidInput(f"model '{model.name}' is a tensor model; "
+                           f"use /v2/models/{model.name}/infer")
+    return _document(await service.classify(request))
+
+
 def build_router(state: ServerState) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["classify"])
     schema: dict[str, Any] = ClassifyRequest.model_json_schema()
@@ -100,7 +109,7 @@ def build_router(state: ServerState) -> APIRouter:
             raise ModelNotReady("server is shutting down")
         body = await read_body(request, state.settings.max_request_bytes)
         parsed = _parse(body, model, request.query_params.get("version"))
-        result = await unless_disconnected(request, state.service.classify(parsed))
-        return Response(_document(result), media_type="application/json")
+        doc = await unless_disconnected(request, _classify(state.service, parsed))
+        return Response(doc, media_type="application/json")
 
     return router
