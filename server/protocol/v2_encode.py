@@ -12,12 +12,8 @@ import numpy as np
 import orjson
 
 from server.domain import top_k
-from server.errors import InvalidInput
 from server.protocol.v2 import InferRequest, RequestedOutput
-
-
-def _field(where: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{where}: {message}")
+from server.protocol.v2_tensors import field_error as _field
 
 
 def _bytes_payload(array: np.ndarray) -> bytes:
