@@ -16,19 +16,22 @@ import numpy as np
 from engines.base import TensorSpec
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest scores along the last axis, best first.
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best classes of each row, best first: ``(indices, scores)``, both ``[..., k]``.
 
-    Stable: of equal scores the lower index comes first (so ``k=1`` is ``argmax``). ``k`` past
-    the number of scores returns them all. The one top-k of the server: the classify route's
-    labels, the v2 ``label`` output and the v2 classification extension all come from here.
+    Ties keep the lower class index first (a stable sort; ``k=1`` is ``argmax``), so answers
+    are deterministic; ``k`` past the number of classes gives them all. The one top-k of the
+    server: the classify route's labels, the v2 ``label`` output and the v2 classification
+    extension all come from here. (Same contract as the text runtime's ``engines.scores.top_k``,
+    which replaces it when both land.)
     """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     if k == 1:  # the common case (a label per text), without a sort
-        best: np.ndarray = scores.argmax(axis=-1)[..., None]
-        return best
-    k = min(k, scores.shape[-1])
-    order: np.ndarray = np.argsort(-scores, axis=-1, kind="stable")[..., :k]
-    return order
+        order: np.ndarray = scores.argmax(axis=-1)[..., None]
+    else:
+        order = np.argsort(-scores, axis=-1, kind="stable")[..., :k]
+    return order, np.take_along_axis(scores, order, axis=-1)
 
 
 @dataclass(frozen=True)

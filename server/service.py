@@ -152,7 +152,7 @@ class InferenceService:
         probabilities = await self._probabilities(model, texts, request.timeout_us,
                                                   request.priority)
         return TextResult(model.name, model.version, labels, probabilities,
-                          top_k(probabilities, request.top_k))
+                          top_k(probabilities, request.top_k)[0])
 
     async def infer(self, request: TensorRequest) -> TensorResult:
         """The engine's outputs for the request's input arrays (a tensor model's batch)."""

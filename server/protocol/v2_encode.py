@@ -29,7 +29,7 @@ def _classification(
     probabilities: np.ndarray, k: int, labels: Sequence[str]
 ) -> np.ndarray:
     """The classification extension: ``score:index:label`` of the ``k`` best, best first."""
-    order = top_k(probabilities, k)
+    order, _ = top_k(probabilities, k)
     out = np.empty(order.shape, dtype=object)
     for idx in np.ndindex(order.shape):
         j = int(order[idx])
