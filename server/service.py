@@ -90,9 +90,14 @@ class InferenceService:
         self.registry = registry
         self.chars_per_token = chars_per_token
 
-    def model(self, name: str, version: str | None) -> ModelInfo:
-        """What a front end needs to build a request for ``name`` (``ModelNotFound`` ...)."""
+    def model(
+        self, name: str, version: str | None, priority: int = 0, priority_field: str = "priority"
+    ) -> ModelInfo:
+        """What a front end needs to build a request for ``name`` (``ModelNotFound`` ...);
+        ``InvalidInput`` naming ``priority_field`` unless ``priority`` is one of its levels (so
+        a protocol that checks the level before the inputs keeps that order)."""
         model = _served_by(self.registry.get(name, version))
+        _check_priority(model, priority, priority_field)
         return ModelInfo(model.name, model.version, model.is_text, model.inputs, model.outputs,
                          model.config.labels)
 

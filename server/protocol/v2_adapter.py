@@ -47,7 +47,8 @@ async def infer(
     service: InferenceService, name: str, version: str | None, request: InferRequest
 ) -> EncodedResponse:
     """``request`` to model ``name`` answered: wire -> domain -> service -> wire."""
-    domain = domain_request(request, service.model(name, version), name, version)
+    model = service.model(name, version, request.priority or 0, PRIORITY_FIELD)
+    domain = domain_request(request, model, name, version)
     if isinstance(domain, TextRequest):
         return encode_result(request, await service.classify(domain))
     return encode_result(request, await service.infer(domain))

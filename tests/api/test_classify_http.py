@@ -103,6 +103,8 @@ async def test_predictions_keep_the_texts_order_and_each_text_its_own_answer(
          "0..priority_levels (1 is the highest, 0 the model's default level)"),
         ({"inputs": ["x"], "priority": 2}, 400, "priority: must be an integer within 0..0, got 2 "
          "(model 'tiny-sentiment' has priority_levels 0: priorities are off)"),
+        ({"inputs": ["x"] * 65, "priority": 2}, 413, "inputs: 65 texts in one request; model "
+         "'tiny-sentiment' takes at most 64 (max_inputs_per_request)"),  # texts before the level
     ],
 )
 async def test_refusals_have_their_status_and_name_the_field_and_limit(

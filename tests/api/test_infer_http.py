@@ -179,6 +179,9 @@ BAD_UTF8 = b"\xff\xfe"
         (TINY_MODEL, {"inputs": [text_input(["a"])], "parameters": {"priority": 3}}, 400,
          "parameters.priority: must be an integer within 0..0, got 3 (model 'tiny-sentiment' "
          "has priority_levels 0: priorities are off)"),
+        (TINY_MODEL, {"inputs": [text_input(["a"] * 65)], "parameters": {"priority": 3}}, 400,
+         "parameters.priority: must be an integer within 0..0, got 3 (model 'tiny-sentiment' "
+         "has priority_levels 0: priorities are off)"),  # the level is checked before the texts
         (TINY_MODEL, {"inputs": [text_input(["a"])], "outputs": [{"name": "nope"}]}, 400,
          "outputs: model 'tiny-sentiment' has no output 'nope' (has ['label', 'probabilities'])"),
         (TINY_MODEL, {"inputs": [text_input(["a"])],
