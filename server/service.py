@@ -19,7 +19,7 @@ from server.domain import (
     TensorResult,
     TextRequest,
     TextResult,
-    top_k,
+    top_k_indices,
 )
 from server.errors import InferenceFailed, InvalidInput, PayloadTooLarge
 from server.inference.text import clip_texts, estimate_tokens
@@ -157,7 +157,7 @@ class InferenceService:
         probabilities = await self._probabilities(model, texts, request.timeout_us,
                                                   request.priority)
         return TextResult(model.name, model.version, labels, probabilities,
-                          top_k(probabilities, request.top_k)[0])
+                          top_k_indices(probabilities, request.top_k))
 
     async def infer(self, request: TensorRequest) -> TensorResult:
         """The engine's outputs for the request's input arrays (a tensor model's batch)."""

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from server.domain import top_k
+from server.domain import top_k_indices
 from server.protocol.v2 import InferRequest, RequestedOutput
 from server.protocol.v2_tensors import field_error as _field
 
@@ -29,7 +29,7 @@ def _classification(
     probabilities: np.ndarray, k: int, labels: Sequence[str]
 ) -> np.ndarray:
     """The classification extension: ``score:index:label`` of the ``k`` best, best first."""
-    order, _ = top_k(probabilities, k)
+    order = top_k_indices(probabilities, k)
     out = np.empty(order.shape, dtype=object)
     for idx in np.ndindex(order.shape):
         j = int(order[idx])

@@ -10,24 +10,22 @@ import pytest
 
 import server.errors as errors
 from server.api.errors import STATUS, status_of
-from server.domain import TensorRequest, TensorResult, TextRequest, TextResult, top_k
+from server.domain import TensorRequest, TensorResult, TextRequest, TextResult, top_k_indices
 
 
 def test_top_k_is_best_first_and_stable_on_ties() -> None:
     scores = np.array([[0.1, 0.4, 0.4, 0.1], [0.7, 0.1, 0.1, 0.1]], dtype=np.float32)
-    order, best = top_k(scores, 3)
-    np.testing.assert_array_equal(order, [[1, 2, 0], [0, 1, 2]])
-    np.testing.assert_array_equal(best, np.array([[0.4, 0.4, 0.1], [0.7, 0.1, 0.1]], np.float32))
-    np.testing.assert_array_equal(top_k(scores, 1)[0], [[1], [0]])  # argmax: the first of a tie
-    assert top_k(scores, 99)[0].shape == (2, 4)  # past the classes: all of them
-    assert top_k(scores[:, None, :], 2)[0].shape == (2, 1, 2)  # along the last axis
+    np.testing.assert_array_equal(top_k_indices(scores, 3), [[1, 2, 0], [0, 1, 2]])
+    np.testing.assert_array_equal(top_k_indices(scores, 1), [[1], [0]])  # argmax: first of a tie
+    assert top_k_indices(scores, 99).shape == (2, 4)  # past the classes: all of them
+    assert top_k_indices(scores[:, None, :], 2).shape == (2, 1, 2)  # along the last axis
     with pytest.raises(ValueError, match="at least 1"):
-        top_k(scores, 0)
+        top_k_indices(scores, 0)
 
 
 def test_text_result_views_follow_top() -> None:
     probs = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]], dtype=np.float32)
-    result = TextResult("m", 3, ("a", "b", "c"), probs, top_k(probs, 2)[0])
+    result = TextResult("m", 3, ("a", "b", "c"), probs, top_k_indices(probs, 2))
     assert result.best_labels() == ["b", "a"]
     rows = result.predictions()
     assert [[(p.label, round(p.score, 6)) for p in row] for row in rows] == [
@@ -38,7 +36,7 @@ def test_requests_and_results_survive_pickling() -> None:
     probs = np.eye(2, dtype=np.float32)
     values = [
         TextRequest("m", None, ("hi", "there"), top_k=2, timeout_us=5, priority=1),
-        TextResult("m", 1, ("a", "b"), probs, top_k(probs, 1)[0]),
+        TextResult("m", 1, ("a", "b"), probs, top_k_indices(probs, 1)),
         TensorRequest("m", "2", {"x": np.arange(4.0).reshape(2, 2)}),
         TensorResult("m", 2, {"y": np.ones((2, 1), dtype=np.float32)}, ("a",)),
     ]
