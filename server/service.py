@@ -1,20 +1,28 @@
-"""What the HTTP routes call: find the model, check limits, submit to its batcher, shape results.
+"""What the front ends call: find the model, check limits, submit to its batcher, shape results.
 
-Free of any web framework so that it is testable on its own and the routes stay thin.
+It takes and returns the plain values of :mod:`server.domain` (texts or tensors in, labels,
+scores or tensors out) and knows no wire format and no web framework: ``server/api`` and
+``server/protocol`` adapt each protocol to it on both sides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 
 import numpy as np
 
 from engines.base import DATATYPE_TO_NUMPY
+from server.domain import (
+    ModelInfo,
+    TensorRequest,
+    TensorResult,
+    TextRequest,
+    TextResult,
+    top_k_indices,
+)
 from server.errors import InferenceFailed, InvalidInput, PayloadTooLarge
 from server.inference.text import clip_texts, estimate_tokens
-from server.protocol.v2 import EncodedResponse, InferRequest, encode_response, texts_from_request
 from server.repository.loader import ModelVersion
 from server.repository.registry import ModelRegistry
 from server.scheduler.timings import Timings
@@ -27,17 +35,12 @@ REQUEST_TIMINGS: ContextVar[Timings | None] = ContextVar("sluice_request_timings
 _NUMPY_TO_DATATYPE = {dtype: name for name, dtype in DATATYPE_TO_NUMPY.items()}
 
 
-def _datatype_of(array: np.ndarray) -> str:
+def datatype_of(array: np.ndarray) -> str:
+    """The tensor datatype name (``FP32``, ``BYTES`` ...) of ``array``'s dtype."""
     try:
         return _NUMPY_TO_DATATYPE[array.dtype]
     except KeyError:
         raise InferenceFailed(f"engine returned an array of unsupported dtype {array.dtype}") from None
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    score: float
 
 
 def _check_priority(model: ModelVersion, priority: int, field: str) -> None:
@@ -52,10 +55,51 @@ def _served_by(model: ModelVersion) -> ModelVersion:
     return model
 
 
+def _check_tensors(model: ModelVersion, inputs: dict[str, np.ndarray]) -> int:
+    """The batch's rows, once ``inputs`` match the model's input names, dtypes and shapes."""
+    expected = {spec.name: spec for spec in model.inputs}
+    if set(inputs) != set(expected):
+        raise InvalidInput(f"inputs: model '{model.name}' takes {sorted(expected)}, "
+                           f"got {sorted(inputs)}")
+    rows: int | None = None
+    for name, array in inputs.items():
+        spec = expected[name]
+        if array.dtype != DATATYPE_TO_NUMPY[spec.datatype]:
+            raise InvalidInput(f"inputs ('{name}').datatype: must be {spec.datatype}")
+        if array.ndim != len(spec.shape) or any(
+            d != -1 and d != a for d, a in zip(spec.shape[1:], array.shape[1:], strict=True)
+        ):
+            raise InvalidInput(f"inputs ('{name}').shape: {list(array.shape)} does not match "
+                               f"{list(spec.shape)} (-1 = any)")
+        if rows is not None and array.shape[0] != rows:
+            raise InvalidInput("inputs: every input needs the same first (batch) dimension")
+        rows = int(array.shape[0])
+    assert rows is not None
+    if rows < 1:
+        raise InvalidInput("inputs: the batch dimension must be at least 1")
+    if rows > model.config.max_inputs_per_request:
+        raise PayloadTooLarge(
+            f"inputs: batch of {rows} rows; model '{model.name}' takes at most "
+            f"{model.config.max_inputs_per_request} (max_inputs_per_request)"
+        )
+    return rows
+
+
 class InferenceService:
     def __init__(self, registry: ModelRegistry, chars_per_token: int = 16) -> None:
         self.registry = registry
         self.chars_per_token = chars_per_token
+
+    def model(
+        self, name: str, version: str | None, priority: int = 0, priority_field: str = "priority"
+    ) -> ModelInfo:
+        """What a front end needs to build a request for ``name`` (``ModelNotFound`` ...);
+        ``InvalidInput`` naming ``priority_field`` unless ``priority`` is one of its levels (so
+        a protocol that checks the level before the inputs keeps that order)."""
+        model = _served_by(self.registry.get(name, version))
+        _check_priority(model, priority, priority_field)
+        return ModelInfo(model.name, model.version, model.is_text, model.inputs, model.outputs,
+                         model.config.labels)
 
     def _check_texts(
         self, model: ModelVersion, texts: Sequence[str], field: str
@@ -99,85 +143,34 @@ class InferenceService:
         )
         return result
 
-    async def classify(
-        self,
-        name: str,
-        version: str | None,
-        texts: Sequence[str],
-        top_k: int,
-        timeout_us: int | None = None,
-        priority: int = 0,
-    ) -> tuple[ModelVersion, list[list[Prediction]]]:
-        model = _served_by(self.registry.get(name, version))
+    async def classify(self, request: TextRequest) -> TextResult:
+        """Class probabilities of the request's texts and their ``top_k`` best classes."""
+        model = _served_by(self.registry.get(request.model, request.version))
         if not model.is_text:
-            raise InvalidInput(f"model '{name}' is a tensor model; use /v2/models/{name}/infer")
-        texts = self._check_texts(model, texts, "inputs")
-        _check_priority(model, priority, "priority")
+            raise InvalidInput(f"model '{model.name}' is a tensor model; it takes tensors, "
+                               "not texts")
+        texts = self._check_texts(model, request.texts, request.texts_field)
+        _check_priority(model, request.priority, request.priority_field)
         labels = model.config.labels
-        if not 1 <= top_k <= len(labels):
+        if not 1 <= request.top_k <= len(labels):
             raise InvalidInput(f"top_k: must be within 1..{len(labels)} (the model's classes)")
-        probabilities = await self._probabilities(model, tuple(texts), timeout_us, priority)
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
-        predictions = [
-            [Prediction(labels[j], float(row[j])) for j in idx]
-            for row, idx in zip(probabilities, order, strict=True)
-        ]
-        return model, predictions
+        probabilities = await self._probabilities(model, texts, request.timeout_us,
+                                                  request.priority)
+        return TextResult(model.name, model.version, labels, probabilities,
+                          top_k_indices(probabilities, request.top_k))
 
-    async def infer(self, name: str, version: str | None, request: InferRequest) -> EncodedResponse:
-        model = _served_by(self.registry.get(name, version))
-        timeout_us = request.timeout_us
-        priority = request.priority or 0
-        _check_priority(model, priority, "parameters.priority")
+    async def infer(self, request: TensorRequest) -> TensorResult:
+        """The engine's outputs for the request's input arrays (a tensor model's batch)."""
+        model = _served_by(self.registry.get(request.model, request.version))
+        _check_priority(model, request.priority, request.priority_field)
         if model.is_text:
-            texts = texts_from_request(request, model.inputs[0].name)
-            texts = self._check_texts(model, texts, f"inputs ('{model.inputs[0].name}')")
-            probabilities = await self._probabilities(model, texts, timeout_us, priority)
-            labels = model.config.labels
-            best = probabilities.argmax(axis=1)
-            label_array = np.array([labels[j].encode() for j in best], dtype=object)
-            tensors = {"probabilities": ("FP32", probabilities), "label": ("BYTES", label_array)}
-        else:
-            tensors = await self._infer_tensor(model, request, timeout_us, priority)
-        return encode_response(
-            model_name=model.name, model_version=str(model.version), request=request,
-            tensors=tensors, labels=model.config.labels,
-        )
-
-    async def _infer_tensor(
-        self, model: ModelVersion, request: InferRequest, timeout_us: int | None,
-        priority: int = 0,
-    ) -> dict[str, tuple[str, np.ndarray]]:
-        expected = {spec.name: spec for spec in model.inputs}
-        given = set(request.inputs)
-        if given != set(expected):
-            raise InvalidInput(f"inputs: model '{model.name}' takes {sorted(expected)}, "
-                               f"got {sorted(given)}")
-        rows = None
-        for name, array in request.inputs.items():
-            spec = expected[name]
-            if request.datatypes[name] != spec.datatype:
-                raise InvalidInput(f"inputs ('{name}').datatype: must be {spec.datatype}")
-            if array.ndim != len(spec.shape) or any(
-                d != -1 and d != a for d, a in zip(spec.shape[1:], array.shape[1:], strict=True)
-            ):
-                raise InvalidInput(f"inputs ('{name}').shape: {list(array.shape)} does not match "
-                                   f"{list(spec.shape)} (-1 = any)")
-            if rows is not None and array.shape[0] != rows:
-                raise InvalidInput("inputs: every input needs the same first (batch) dimension")
-            rows = array.shape[0]
-        assert rows is not None
-        if rows < 1:
-            raise InvalidInput("inputs: the batch dimension must be at least 1")
-        if rows > model.config.max_inputs_per_request:
-            raise PayloadTooLarge(
-                f"inputs: batch of {rows} rows; model '{model.name}' takes at most "
-                f"{model.config.max_inputs_per_request} (max_inputs_per_request)"
-            )
+            raise InvalidInput(f"model '{model.name}' is a text model; it takes texts")
+        inputs = dict(request.inputs)
+        rows = _check_tensors(model, inputs)
         outputs: dict[str, np.ndarray] = await model.batcher.submit(
-            dict(request.inputs), items=rows, cost=1, timeout_us=timeout_us,
-            timings=REQUEST_TIMINGS.get(), priority=priority,
+            inputs, items=rows, cost=1, timeout_us=request.timeout_us,
+            timings=REQUEST_TIMINGS.get(), priority=request.priority,
         )
-        # The array's own dtype names it: a declared name could disagree with what the engine
-        # returned, and the binary extension must describe the bytes that are actually sent.
-        return {name: (_datatype_of(array), array) for name, array in outputs.items()}
+        for array in outputs.values():
+            datatype_of(array)  # InferenceFailed for a dtype no protocol can describe
+        return TensorResult(model.name, model.version, outputs, model.config.labels)

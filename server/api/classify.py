@@ -11,7 +11,9 @@ from starlette.responses import Response
 
 from server.api import schemas as oas
 from server.api.body import read_body, unless_disconnected
+from server.domain import TextRequest, TextResult
 from server.errors import InvalidInput, ModelNotReady
+from server.service import InferenceService
 from server.state import ServerState
 
 
@@ -41,7 +43,8 @@ class ClassifyResponse(BaseModel):
     predictions: list[list[Label]] = Field(description="One list per input text, in order.")
 
 
-def _parse(body: bytes) -> tuple[list[str], int, int | None, int]:
+def _parse(body: bytes, model: str, version: str | None) -> TextRequest:
+    """The request body as the service's request (every wire check here, none in the service)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as e:
@@ -69,7 +72,24 @@ def _parse(body: bytes) -> tuple[list[str], int, int | None, int]:
     if not isinstance(priority, int) or isinstance(priority, bool) or priority < 0:
         raise InvalidInput("priority: must be an integer within 0..priority_levels (1 is the "
                            "highest, 0 the model's default level)")
-    return texts, top_k, timeout or None, priority
+    return TextRequest(model, version, tuple(texts), top_k, timeout or None, priority)
+
+
+def _document(result: TextResult) -> bytes:
+    return orjson.dumps({
+        "model_name": result.model,
+        "model_version": str(result.version),
+        "predictions": [[{"label": p.label, "score": p.score} for p in row]
+                        for row in result.predictions()],
+    })
+
+
+async def _classify(service: InferenceService, request: TextRequest) -> bytes:
+    model = service.model(request.model, request.version)
+    if not model.is_text:  # the route to use instead is this protocol's business
+        raise InvalidInput(f"model '{model.name}' is a tensor model; "
+                           f"use /v2/models/{model.name}/infer")
+    return _document(await service.classify(request))
 
 
 def build_router(state: ServerState) -> APIRouter:
@@ -88,17 +108,8 @@ def build_router(state: ServerState) -> APIRouter:
         if state.draining:
             raise ModelNotReady("server is shutting down")
         body = await read_body(request, state.settings.max_request_bytes)
-        texts, top_k, timeout, priority = _parse(body)
-        version = request.query_params.get("version")
-        loaded, predictions = await unless_disconnected(
-            request, state.service.classify(model, version, texts, top_k, timeout, priority)
-        )
-        doc = {
-            "model_name": loaded.name,
-            "model_version": str(loaded.version),
-            "predictions": [[{"label": p.label, "score": p.score} for p in row]
-                            for row in predictions],
-        }
-        return Response(orjson.dumps(doc), media_type="application/json")
+        parsed = _parse(body, model, request.query_params.get("version"))
+        doc = await unless_disconnected(request, _classify(state.service, parsed))
+        return Response(doc, media_type="application/json")
 
     return router

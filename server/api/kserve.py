@@ -12,6 +12,7 @@ from starlette.responses import Response
 from server.api import schemas as oas
 from server.api.body import off_the_loop, read_body, unless_disconnected
 from server.errors import ModelNotReady
+from server.protocol import v2_adapter
 from server.protocol.v2 import HEADER_LENGTH, decode_limits, decode_request, parse_header_length
 from server.repository.loader import ModelVersion
 from server.state import ServerState
@@ -126,7 +127,7 @@ def build_router(state: ServerState) -> APIRouter:
         decoded = await off_the_loop(len(body), decode_request, body, header_length,
                                      decode_limits(state.settings))
         encoded = await unless_disconnected(
-            request, state.service.infer(model, version, decoded)
+            request, v2_adapter.infer(state.service, model, version, decoded)
         )
         if encoded.header_length is None:
             return Response(encoded.body, media_type="application/json")

@@ -2,7 +2,7 @@
 
 A raw request path can carry ``..`` (also as ``%2E%2E``) or Unicode digits (``²``); the
 registry turns names into repository folders and versions into integers, so both are refused
-here with 400 (names: ``server.protocol.v2.check_model_name``; versions: ASCII digits).
+here with 400 (names: ``server.protocol.names.check_model_name``; versions: ASCII digits).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.protocol.v2 import check_model_name, check_version
+from server.protocol.names import check_model_name, check_version
 
 #: Path prefixes followed by a model name; ``versions/<v>`` may follow the name.
 _PREFIXES = (("v2", "models"), ("v2", "repository", "models"), ("v1", "models"))

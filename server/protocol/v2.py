@@ -1,4 +1,5 @@
-"""KServe v2 inference requests and responses, JSON and the binary tensor extension.
+"""KServe v2 inference requests, JSON and the binary tensor extension (responses:
+``server.protocol.v2_encode``; one input tensor: ``server.protocol.v2_tensors``).
 
 Validation is hand-written on purpose: a request of 64 texts must not cost 64 pydantic models.
 Every error is an :class:`InvalidInput` naming the field and the limit.
@@ -6,32 +7,24 @@ Every error is an :class:`InvalidInput` naming the field and the limit.
 
 from __future__ import annotations
 
-import math
-import struct
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
-from engines.base import DATATYPE_TO_NUMPY
-from server.errors import InvalidInput, PayloadTooLarge
+from server.errors import InvalidInput
+from server.protocol.names import MAX_DIGITS as _MAX_DIGITS
+from server.protocol.v2_tensors import DecodeLimits, decode_input
+from server.protocol.v2_tensors import field_error as _field
+
+__all__ = ["DecodeLimits", "InferRequest", "RequestedOutput", "decode_limits", "decode_request",
+           "parse_header_length", "texts_from_request"]
 
 HEADER_LENGTH = "inference-header-content-length"
-_NUMERIC = {k: v for k, v in DATATYPE_TO_NUMPY.items() if k != "BYTES"}
-_MAX_DIGITS = 18  # a number in a header, a version or a parameter: below 2**63
-_MAX_DIM = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class DecodeLimits:
-    """Bounds on what a client may make the decoder allocate (checked before allocating)."""
-
-    max_elements: int = 4 * 1024 * 1024
-    """Elements in one input tensor (``max_tensor_elements``)."""
-    max_dims: int = 8
-    """Dimensions of one input's shape (``max_tensor_dims``)."""
+_DEFAULT_LIMITS = DecodeLimits()
+MAX_TIMEOUT_US = 24 * 3600 * 1_000_000
+"""Longest request timeout a client may ask for (a day, in microseconds)."""
 
 
 def decode_limits(settings: Any) -> DecodeLimits:
@@ -76,146 +69,6 @@ class InferRequest:
     """``parameters.priority``: 1 (highest) .. the model's priority_levels; 0 or None: default."""
 
 
-def _field(where: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{where}: {message}")
-
-
-def _as_shape(where: str, value: Any, limits: DecodeLimits) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= _MAX_DIM for d in value
-    ):
-        raise _field(where, f"must be a list of integers within 0..{_MAX_DIM}")
-    if len(value) > limits.max_dims:
-        raise _field(where, f"has {len(value)} dimensions; the limit is {limits.max_dims} "
-                     "(max_tensor_dims)")
-    count = math.prod(value)
-    if count > limits.max_elements:
-        raise PayloadTooLarge(f"{where}: {list(value)} is {count} elements; the limit is "
-                              f"{limits.max_elements} (max_tensor_elements)")
-    return tuple(value)
-
-
-def _flatten(where: str, data: Any, max_depth: int) -> list[Any]:
-    """Row-major elements of nested lists, iteratively, nested at most ``max_depth`` deep."""
-    if not isinstance(data, list):
-        return [data]
-    out: list[Any] = []
-    stack: list[tuple[list[Any], int]] = [(data, 1)]
-    while stack:
-        items, depth = stack.pop()
-        if items and isinstance(items[0], list):
-            if depth >= max_depth:
-                raise _field(where, f"is nested deeper than the shape's {max_depth} dimensions")
-            stack.extend((item if isinstance(item, list) else [item], depth + 1)
-                         for item in reversed(items))
-        else:
-            out.extend(items)
-    return out
-
-
-def _check_elements(where: str, datatype: str, flat: list[Any]) -> None:
-    """JSON data must be of its datatype: numbers for FP, integers for INT/UINT, bools for BOOL."""
-    if datatype == "BOOL":
-        ok: Any = lambda x: isinstance(x, bool)  # noqa: E731
-        kind = "true or false"
-    elif datatype.startswith("FP"):
-        ok = lambda x: isinstance(x, int | float) and not isinstance(x, bool)  # noqa: E731
-        kind = "JSON numbers"
-    else:
-        ok = lambda x: isinstance(x, int) and not isinstance(x, bool)  # noqa: E731
-        kind = "JSON integers"
-    for j, item in enumerate(flat):
-        if not ok(item):
-            raise _field(f"{where}.data[{j}]", f"{datatype} elements must be {kind}, "
-                         f"not {_preview(item)}")
-
-
-def _preview(item: Any) -> str:
-    """A short, safe rendering of a JSON value for an error (a nested one is named, not dumped:
-    dumping a 1,000-deep object would hit orjson's recursion limit)."""
-    if isinstance(item, dict | list):
-        return "an object" if isinstance(item, dict) else "an array"
-    return orjson.dumps(item)[:40].decode("utf-8", "replace")
-
-
-def _decode_bytes_binary(where: str, raw: bytes, count: int) -> np.ndarray:
-    if 4 * count > len(raw):  # each element has a 4-byte length: check before allocating
-        raise _field(where, f"binary BYTES data of {len(raw)} bytes cannot hold {count} elements")
-    out = np.empty(count, dtype=object)
-    offset = 0
-    for i in range(count):
-        if offset + 4 > len(raw):
-            raise _field(where, f"binary BYTES data ends after {i} of {count} elements")
-        (n,) = struct.unpack_from("<I", raw, offset)
-        offset += 4
-        if offset + n > len(raw):
-            raise _field(where, f"binary BYTES element {i} is truncated")
-        out[i] = raw[offset : offset + n]
-        offset += n
-    if offset != len(raw):
-        raise _field(where, f"binary BYTES data has {len(raw) - offset} bytes left over")
-    return out
-
-
-def _decode_input(
-    i: int, spec: Any, binary: memoryview | None, offset: int, limits: DecodeLimits
-) -> tuple[str, str, np.ndarray, int]:
-    where = f"inputs[{i}]"
-    if not isinstance(spec, dict):
-        raise _field(where, "must be an object with name, shape, datatype and data")
-    name = spec.get("name")
-    if not isinstance(name, str) or not name:
-        raise _field(f"{where}.name", "must be a non-empty string")
-    where = f"inputs[{i}] ('{name}')"
-    shape = _as_shape(f"{where}.shape", spec.get("shape"), limits)
-    datatype = spec.get("datatype")
-    if datatype not in DATATYPE_TO_NUMPY:
-        raise _field(f"{where}.datatype", f"must be one of {sorted(DATATYPE_TO_NUMPY)}")
-    count = math.prod(shape)
-    params = spec.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise _field(f"{where}.parameters", "must be an object")
-    size = params.get("binary_data_size")
-    if size is not None:
-        if binary is None:
-            raise _field(where, "binary_data_size given but the request has no binary part "
-                         "(Inference-Header-Content-Length header)")
-        if (not isinstance(size, int) or isinstance(size, bool) or size < 0
-                or offset + size > len(binary)):
-            raise _field(f"{where}.parameters.binary_data_size",
-                         f"{size} does not fit the {len(binary) - offset} binary bytes left")
-        raw = bytes(binary[offset : offset + size])
-        offset += size
-        if datatype == "BYTES":
-            array = _decode_bytes_binary(where, raw, count)
-        else:
-            dtype = _NUMERIC[datatype]
-            if size != count * dtype.itemsize:
-                raise _field(f"{where}.parameters.binary_data_size",
-                             f"{size} bytes for shape {list(shape)} of {datatype} "
-                             f"(expected {count * dtype.itemsize})")
-            array = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
-        return name, datatype, array.reshape(shape), offset
-    if "data" not in spec:
-        raise _field(where, "needs 'data' or parameters.binary_data_size")
-    flat = _flatten(f"{where}.data", spec["data"], max(1, len(shape)))
-    if len(flat) != count:
-        raise _field(f"{where}.data", f"has {len(flat)} elements; shape {list(shape)} needs {count}")
-    if datatype == "BYTES":
-        array = np.empty(count, dtype=object)
-        for j, item in enumerate(flat):
-            if not isinstance(item, str):
-                raise _field(f"{where}.data[{j}]", "BYTES elements must be strings in JSON")
-            array[j] = item
-    else:
-        _check_elements(where, datatype, flat)
-        try:
-            array = np.asarray(flat, dtype=_NUMERIC[datatype])
-        except (TypeError, ValueError, OverflowError) as e:
-            raise _field(f"{where}.data", f"not valid {datatype}: {e}") from e
-    return name, datatype, array.reshape(shape), offset
-
-
 def _decode_outputs(raw: Any) -> list[RequestedOutput] | None:
     if raw is None:
         return None
@@ -243,7 +96,7 @@ def _decode_outputs(raw: Any) -> list[RequestedOutput] | None:
 
 
 def decode_request(
-    body: bytes, header_length: int | None, limits: DecodeLimits = DecodeLimits()
+    body: bytes, header_length: int | None, limits: DecodeLimits = _DEFAULT_LIMITS
 ) -> InferRequest:
     """Parse an infer request body (JSON, or JSON header + binary tensors)."""
     binary: memoryview | None = None
@@ -267,7 +120,7 @@ def decode_request(
     datatypes: dict[str, str] = {}
     offset = 0
     for i, spec in enumerate(raw_inputs):
-        name, datatype, array, offset = _decode_input(i, spec, binary, offset, limits)
+        name, datatype, array, offset = decode_input(i, spec, binary, offset, limits)
         if name in inputs:
             raise _field(f"inputs[{i}].name", f"'{name}' given twice")
         inputs[name], datatypes[name] = array, datatype
@@ -324,111 +177,3 @@ def texts_from_request(request: InferRequest, input_name: str) -> tuple[str, ...
                 raise _field(f"inputs ('{name}').data[{j}]", "is not valid UTF-8") from e
         texts.append(item)
     return tuple(texts)
-
-
-# ---- responses -----------------------------------------------------------------------------
-def _bytes_payload(array: np.ndarray) -> bytes:
-    parts = []
-    for item in array.reshape(-1).tolist():
-        b = item if isinstance(item, bytes) else str(item).encode("utf-8")
-        parts.append(struct.pack("<I", len(b)))
-        parts.append(b)
-    return b"".join(parts)
-
-
-def _classification(
-    probabilities: np.ndarray, k: int, labels: Sequence[str]
-) -> np.ndarray:
-    k = min(k, probabilities.shape[-1])
-    order = np.argsort(-probabilities, axis=-1, kind="stable")[..., :k]
-    out = np.empty(order.shape, dtype=object)
-    for idx in np.ndindex(order.shape):
-        j = int(order[idx])
-        label = labels[j] if j < len(labels) else str(j)
-        out[idx] = f"{probabilities[(*idx[:-1], j)]:.6f}:{j}:{label}"
-    return out
-
-
-@dataclass
-class EncodedResponse:
-    body: bytes
-    header_length: int | None  # set when the body carries binary tensors
-
-
-def encode_response(
-    *,
-    model_name: str,
-    model_version: str,
-    request: InferRequest,
-    tensors: Mapping[str, tuple[str, np.ndarray]],
-    labels: Sequence[str] = (),
-) -> EncodedResponse:
-    """Build the response; ``tensors`` maps output name -> (datatype, array)."""
-    wanted = request.outputs
-    if wanted is None:
-        wanted = [RequestedOutput(n, request.binary_output) for n in tensors]
-    outputs: list[dict[str, Any]] = []
-    blobs: list[bytes] = []
-    for out in wanted:
-        if out.name not in tensors:
-            raise _field("outputs", f"model '{model_name}' has no output '{out.name}' "
-                         f"(has {sorted(tensors)})")
-        datatype, array = tensors[out.name]
-        if out.classification:
-            if datatype == "BYTES":
-                raise _field(f"outputs ('{out.name}').parameters.classification",
-                             "needs a numeric output")
-            array, datatype = _classification(array, out.classification, labels), "BYTES"
-        entry: dict[str, Any] = {"name": out.name, "datatype": datatype,
-                                 "shape": list(array.shape)}
-        if out.binary or request.binary_output:
-            blob = (
-                _bytes_payload(array) if datatype == "BYTES"
-                else np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-            )
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        elif datatype == "BYTES":
-            entry["data"] = [
-                x.decode("utf-8", "replace") if isinstance(x, bytes) else x
-                for x in array.reshape(-1).tolist()
-            ]
-        else:
-            entry["data"] = array.reshape(-1).tolist()
-        outputs.append(entry)
-    doc: dict[str, Any] = {"model_name": model_name, "model_version": model_version,
-                           "outputs": outputs}
-    if request.id is not None:
-        doc["id"] = request.id
-    head = orjson.dumps(doc)
-    if not blobs:
-        return EncodedResponse(head, None)
-    return EncodedResponse(head + b"".join(blobs), len(head))
-
-
-# ---- names in paths ------------------------------------------------------------------------
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-MAX_TIMEOUT_US = 24 * 3600 * 1_000_000
-"""Longest request timeout a client may ask for (a day, in microseconds)."""
-MAX_NAME_CHARS = 128
-
-
-def check_model_name(name: str) -> str | None:
-    """Why ``name`` cannot be a model's name (a folder of the repository), or None.
-
-    ASCII letters, digits, ``_ . -``, starting with a letter or digit, at most 128 characters:
-    no ``..``, no separators, nothing that reaches outside the repository.
-    """
-    if not name or len(name) > MAX_NAME_CHARS or not _NAME_CHARS.issuperset(name) or \
-            not name[0].isalnum():
-        return (f"model name must be 1..{MAX_NAME_CHARS} ASCII letters, digits, '_', '.' or '-', "
-                "starting with a letter or digit")
-    return None
-
-
-def check_version(version: str) -> str | None:
-    """Why ``version`` cannot be a model version (ASCII digits, bounded), or None."""
-    if not version or len(version) > _MAX_DIGITS or not version.isascii() or \
-            not version.isdigit():
-        return f"version must be 1..{_MAX_DIGITS} ASCII digits"
-    return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.api.access import ACCESS_LOGGER
@@ -71,9 +73,11 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_process(repository: Path, **settings: Any) -> AsyncIterator[Served]:
-    """The app serving ``tiny-sentiment`` until the block ends, its models loaded."""
-    app = create_app(Settings(model_repository=repository, models=(TINY_MODEL,), engine_threads=1,
+async def serve_in_process(
+    repository: Path, models: tuple[str, ...] = (TINY_MODEL,), **settings: Any
+) -> AsyncIterator[Served]:
+    """The app serving ``models`` (``tiny-sentiment``) until the block ends, its models loaded."""
+    app = create_app(Settings(model_repository=repository, models=models, engine_threads=1,
                               **settings))
     served = Served(httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                       base_url="http://sluice"))
@@ -91,3 +95,31 @@ async def serve_in_process(repository: Path, **settings: Any) -> AsyncIterator[S
         sluice.setLevel(level)
         sluice.removeHandler(loaded)
         access.removeHandler(served.access)
+
+
+TIED_MODEL = "tied"
+"""A text model whose every text scores the fixed ``TIED_LOGITS`` (a tie between its first two
+labels), served by ``tests.support.fixed_engine`` through the engine extension point."""
+TIED_LABELS = ("alpha", "beta", "gamma")
+TIED_LOGITS = (1.0, 1.0, -1.0)
+RANKER_MODEL = "ranker"
+"""A tensor model: ``score = features @ WEIGHTS + BIAS`` (``tests.support.tensor_model``)."""
+INFERENCE_MODELS = (TINY_MODEL, TIED_MODEL, RANKER_MODEL)
+PLUGINS = "tests.support"
+
+
+@pytest.fixture(scope="session")
+def inference_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny-sentiment`` (and its torch twin), ``tied`` and ``ranker`` in one repository."""
+    from tests.support.fixed_engine import fixed_model_config
+    from tests.support.tensor_model import make_ranker_model
+    from tests.support.tiny_model import TOKENIZER_FILES, make_tiny_repository
+
+    root = make_tiny_repository(tmp_path_factory.mktemp("inference-repo"))
+    version = root / TIED_MODEL / "1"
+    version.mkdir(parents=True)
+    for name in ("model.onnx", *TOKENIZER_FILES):
+        shutil.copyfile(root / TINY_MODEL / "1" / name, version / name)
+    (root / TIED_MODEL / "config.yaml").write_text(fixed_model_config(TIED_LOGITS, TIED_LABELS))
+    make_ranker_model(root / RANKER_MODEL)
+    return root

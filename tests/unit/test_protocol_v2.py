@@ -12,10 +12,10 @@ from server.errors import InvalidInput
 from server.protocol.v2 import (
     DecodeLimits,
     decode_request,
-    encode_response,
     parse_header_length,
     texts_from_request,
 )
+from server.protocol.v2_encode import encode_response
 
 
 def _bytes_blob(items: list[bytes]) -> bytes:
