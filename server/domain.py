@@ -16,25 +16,6 @@ import numpy as np
 from engines.base import TensorSpec
 
 
-def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """The indices of the ``k`` best classes of each row, best first: ``[..., k]``.
-
-    Ties keep the lower class index first (a stable sort; ``k=1`` is ``argmax``), so answers
-    are deterministic; ``k`` past the number of classes gives them all. The one top-k of the
-    server: the classify route's labels, the v2 ``label`` output and the v2 classification
-    extension all come from here. It is ``engines.scores.top_k(scores, k)[0]`` of the text
-    runtime, without gathering the scores (which costs 5 us a request at k=1, and no caller
-    here needs them).
-    """
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    if k == 1:  # the common case (a label per text), without a sort
-        best: np.ndarray = scores.argmax(axis=-1)[..., None]
-        return best
-    order: np.ndarray = np.argsort(-scores, axis=-1, kind="stable")[..., :k]
-    return order
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     """What a front end needs to know of a model version to build its request."""
@@ -81,7 +62,7 @@ class TextResult:
     probabilities: np.ndarray
     """float32 ``[texts, classes]``."""
     top: np.ndarray
-    """int64 ``[texts, top_k]``: class indices, best first (from :func:`top_k_indices`)."""
+    """int64 ``[texts, top_k]``: class indices, best first (from ``engines.scores.top_k_indices``)."""
 
     def best_labels(self) -> list[str]:
         """The best class of each text."""

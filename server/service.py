@@ -13,14 +13,8 @@ from contextvars import ContextVar
 import numpy as np
 
 from engines.base import DATATYPE_TO_NUMPY
-from server.domain import (
-    ModelInfo,
-    TensorRequest,
-    TensorResult,
-    TextRequest,
-    TextResult,
-    top_k_indices,
-)
+from engines.scores import top_k_indices
+from server.domain import ModelInfo, TensorRequest, TensorResult, TextRequest, TextResult
 from server.errors import InferenceFailed, InvalidInput, PayloadTooLarge
 from server.inference.text import clip_texts, estimate_tokens
 from server.repository.loader import ModelVersion

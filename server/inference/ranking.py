@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.scores import top_k_indices
 from server.errors import ConfigError, InvalidInput, PayloadTooLarge
 from server.scheduler.parts import submit_parts
 from server.scheduler.timings import Timings
@@ -128,8 +129,6 @@ async def rank(
         timings=timings,
     )  # fmt: skip
     scores = np.asarray(outputs[model.outputs[0].name], dtype=np.float32).reshape(-1)
-    order = np.argsort(-scores, kind="stable")
-    if top_k is not None:
-        order = order[:top_k]
+    order = top_k_indices(scores, top_k)
     # The ids as the client sent them (fallback rows score an unknown id under its own id).
     return Ranked(ids[order], scores[order])

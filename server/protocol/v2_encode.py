@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from server.domain import top_k_indices
+from engines.scores import top_k_indices
 from server.protocol.v2 import InferRequest, RequestedOutput
 from server.protocol.v2_tensors import field_error as _field
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import server.errors as errors
+from engines.scores import top_k_indices
 from server.api.errors import STATUS, status_of
-from server.domain import TensorRequest, TensorResult, TextRequest, TextResult, top_k_indices
+from server.domain import TensorRequest, TensorResult, TextRequest, TextResult
 
 
 def test_top_k_is_best_first_and_stable_on_ties() -> None:
@@ -19,6 +20,8 @@ def test_top_k_is_best_first_and_stable_on_ties() -> None:
     np.testing.assert_array_equal(top_k_indices(scores, 1), [[1], [0]])  # argmax: first of a tie
     assert top_k_indices(scores, 99).shape == (2, 4)  # past the classes: all of them
     assert top_k_indices(scores[:, None, :], 2).shape == (2, 1, 2)  # along the last axis
+    # no k: every index, sorted (a /rank answer without top_k)
+    np.testing.assert_array_equal(top_k_indices(scores[0]), [1, 2, 0, 3])
     with pytest.raises(ValueError, match="at least 1"):
         top_k_indices(scores, 0)
 
