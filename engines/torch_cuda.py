@@ -2,8 +2,9 @@
 
 Small encoders on a GPU are bound by kernel launches below batch ~256 (batch 1 and batch 256
 cost about the same in eager mode); replaying a captured graph removes the launches and is
-5 to 8 times faster (see /work/shared/reference/measurements.md). Both runners pad each batch
-to a (batch, sequence) bucket (:mod:`engines.torch_buckets`) and slice the logits back.
+4 to 8.5 times faster than fp32 eager (loadtests/RESULTS.md, the H200 engine table). Both
+runners pad each batch to a (batch, sequence) bucket (:mod:`engines.torch_buckets`) and slice
+the logits back.
 
 Both return ``None`` for a batch larger than every bucket; the engine then runs it eagerly.
 No test here can run this code without a GPU: it is written against torch's documented

@@ -2,8 +2,7 @@
 
 The TorchScript exporter (``dynamo=False``) is used on purpose, with the model loaded with
 ``attn_implementation="eager"``: that is the graph ONNX Runtime's BERT optimizer recognises and
-fuses into its Attention kernel (with SDPA it fuses layer norms and GELU only; see
-``/work/shared/reference/measurements.md``).
+fuses into its Attention kernel (with SDPA it fuses layer norms and GELU only).
 
 Only the ``.onnx`` file is written; where tokenizer files go is the caller's decision.
 """

@@ -33,7 +33,7 @@ def quantize_int8_dynamic(src: Path, dst: Path) -> Path:
     """int8 weights, activations quantized on the fly: the CPU default.
 
     ``DefaultTensorType`` is needed on the fused graph, whose custom ops hide tensor types from
-    the quantizer's shape inference (see shared/reference/measurements.md).
+    the quantizer's shape inference (without it ``quantize_dynamic`` fails on that graph).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
