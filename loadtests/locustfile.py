@@ -33,7 +33,7 @@ if _ROOT not in sys.path:  # locust puts only this file's folder on the path
     sys.path.insert(0, _ROOT)
 
 from loadtests.corpus import airline_tweets  # noqa: E402
-from loadtests.thresholds import threshold_violations  # noqa: E402
+from loadtests.thresholds import add_run_options, apply_thresholds  # noqa: E402
 from loadtests.workload import answer_count, encode_body  # noqa: E402
 
 log = logging.getLogger("sluice.locust")
@@ -46,30 +46,12 @@ def _add_options(parser: Any) -> None:
     group.add_argument("--model", default="airline-sentiment", help="model to call")
     group.add_argument("--protocol", choices=["classify", "infer"], default="classify",
                        help="classify: /v1/models/{m}/classify; infer: KServe v2 /v2/models/{m}/infer")
-    group.add_argument("--think-time", type=float, default=1.0,
-                       help="mean seconds a user waits between requests (0: back to back)")
-    group.add_argument("--p99-ms", type=float, default=1000.0,
-                       help="headless runs fail when the overall p99 latency exceeds this")
-    group.add_argument("--max-failure-ratio", type=float, default=0.01,
-                       help="headless runs fail when more than this share of requests failed")
+    add_run_options(group)
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
 def _apply_thresholds(environment: Any, **_kwargs: Any) -> None:
-    options = environment.parsed_options
-    if options is None:
-        return
-    total = environment.stats.total
-    verdicts = threshold_violations(
-        requests=total.num_requests,
-        failures=total.num_failures,
-        p99_ms=total.get_response_time_percentile(0.99) or 0.0,
-        max_p99_ms=options.p99_ms,
-        max_failure_ratio=options.max_failure_ratio,
-    )
-    for verdict in verdicts:
-        log.error("threshold missed: %s", verdict)
-    environment.process_exit_code = 1 if verdicts else 0
+    apply_thresholds(environment, log)
 
 
 class _SluiceUser(FastHttpUser):
