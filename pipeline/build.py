@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.catalogue import BY_NAME, DEFAULT_MODELS, TEXT_MODELS, entry, settings_for
 from pipeline.errors import BuildError
-from pipeline.split import Splits, split
+from pipeline.split import Splits, split_as_built
 from pipeline.textbuild import STAGES
 
 __all__ = ["DEFAULT_MODELS", "TEXT_MODELS", "build", "estimate_seconds", "missing_models", "splits_for"]
@@ -56,14 +56,7 @@ def splits_for(name: str, profile: str = "full") -> Splits:
     """The train / validation / test splits a build of ``name`` with ``profile`` uses."""
     settings = settings_for(name, profile)
     dataset = entry(name).dataset()
-    return split(
-        dataset.texts,
-        dataset.targets,
-        validation=settings.validation_fraction,
-        test=settings.test_fraction,
-        seed=settings.seed,
-        limit=settings.example_limit,
-    )
+    return split_as_built(dataset.texts, dataset.targets, settings)
 
 
 def _has_artifact(path: Path) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -75,4 +76,18 @@ def split(
         test=part(order[:n_test]),
         duplicates_removed=duplicates,
         conflicts_removed=conflicts,
+    )
+
+
+def split_as_built(texts: list[str], targets: list[int], settings: Any) -> Splits:
+    """The three parts a build with ``settings`` (a ``BuildSettings``) cuts: the one place its
+    fractions, seed and example limit are read, so the build and the tools that re-create its
+    split (the sweep, the served-accuracy test) cannot drift apart."""
+    return split(
+        texts,
+        targets,
+        validation=settings.validation_fraction,
+        test=settings.test_fraction,
+        seed=settings.seed,
+        limit=settings.example_limit,
     )

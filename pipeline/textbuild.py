@@ -20,7 +20,7 @@ from typing import Any
 from pipeline.catalogue import ModelEntry
 from pipeline.choice import STUDENT_FP16, STUDENT_FP32, STUDENT_INT8, TEACHER_FP32, TEACHER_INT8
 from pipeline.settings import BuildSettings
-from pipeline.split import split
+from pipeline.split import split_as_built
 from pipeline.stamp import build_stamp, read_stamp
 
 log = logging.getLogger("sluice.pipeline")
@@ -89,14 +89,7 @@ def build_text_model(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
-        parts = split(
-            dataset.texts,
-            dataset.targets,
-            validation=settings.validation_fraction,
-            test=settings.test_fraction,
-            seed=settings.seed,
-            limit=settings.example_limit,
-        )
+        parts = split_as_built(dataset.texts, dataset.targets, settings)
         max_length, p995, longest = tr.max_length_for(tokenizer, parts.train.texts, settings.max_length_cap)
         train = tr.encode(tokenizer, parts.train, max_length)
         validation = tr.encode(tokenizer, parts.validation, max_length)
