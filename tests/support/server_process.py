@@ -74,7 +74,10 @@ def start_server(
     that it serves its own installed sluice (the base-install test)."""
     port = free_port()
     cmd = [python, "-m", "server.cli", "serve", "--model-repository", str(repository),
-           "--host", "127.0.0.1", "--port", str(port), "--no-build", *extra_args]
+           "--host", "127.0.0.1", "--port", str(port), "--no-build",
+           # no lame duck on stop() unless a test asks for one: ``extra_args`` come after, and
+           # the last --shutdown-delay-s wins
+           "--shutdown-delay-s", "0", *extra_args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=full_env, cwd=cwd or Path(__file__).resolve().parents[2])
