@@ -53,12 +53,9 @@ def start(started: list[ServerProcess], repository: Path, *args: str) -> ServerP
 
 
 def wait_for_line(server: ServerProcess, text: str, timeout: float = 20.0) -> float:
-    """Block until the server logs a line containing ``text``; returns when it was seen."""
-    deadline = time.monotonic() + timeout
-    while not any(text in line for line in list(server.lines)):
-        if time.monotonic() > deadline or server.process.poll() is not None:
-            raise AssertionError(f"no '{text}' line (exit {server.process.poll()}):\n{server.log()}")
-        time.sleep(0.01)
+    """Block until the server logs a line containing ``text`` (woken by each new line, no
+    polling); returns when it was seen."""
+    server.wait_for_line(lambda line: text in line, timeout)
     return time.monotonic()
 
 

@@ -13,7 +13,6 @@ import pytest
 import uvicorn
 
 from server.http_protocol import ReadLimits, protocol_class
-from tests.support.server_process import free_port
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -26,17 +25,19 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
 
 
 def serve(limit_concurrency: int | None, limits: ReadLimits) -> Iterator[int]:
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=protocol_class(limits),
-                            lifespan="off", log_config=None, limit_concurrency=limit_concurrency)
+    # The socket listens before the server starts, so a client's connection waits in the
+    # backlog until uvicorn accepts it: nothing to wait for.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(app, http=protocol_class(limits), lifespan="off", log_config=None,
+                            limit_concurrency=limit_concurrency)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
-    while not server.started:
-        time.sleep(0.01)
     yield port
     server.should_exit = True
     thread.join(5)
+    listener.close()
 
 
 @pytest.fixture()
