@@ -24,14 +24,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engines.base import Engine, EngineSpec, TensorSpec
+from engines.base import Engine, EngineSpec
 from engines.errors import EngineOutOfMemory, InferenceError
+from tests.support.wrapped_engine import WrappedEngine
 
 BACKEND = "tests.support.fault_engine:load"
 MODES = ("none", "raise", "hang", "slow", "oom", "wrong_length")
@@ -55,11 +56,11 @@ def burn(seconds: float) -> None:
         x += 1
 
 
-class FaultEngine:
+class FaultEngine(WrappedEngine):
     """Implements :class:`engines.base.Engine` around ``inner``."""
 
     def __init__(self, inner: Engine, control: Path | None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._control = control
         self.calls = 0
 
@@ -68,17 +69,6 @@ class FaultEngine:
             return {"mode": "none"}
         doc: dict[str, Any] = json.loads(self._control.read_text())
         return doc
-
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inner.inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._inner.outputs
-
-    def warmup(self) -> None:
-        self._inner.warmup()
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.calls += 1
@@ -97,9 +87,6 @@ class FaultEngine:
         if mode == "wrong_length":
             return {name: array[:-1] for name, array in outputs.items()}
         return outputs
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def load(spec: EngineSpec) -> FaultEngine:

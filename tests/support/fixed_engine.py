@@ -13,35 +13,22 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from engines.base import Engine, EngineSpec, TensorSpec
+from engines.base import Engine, EngineSpec
+from tests.support.wrapped_engine import WrappedEngine
 
 BACKEND = "tests.support.fixed_engine:load"
 
 
-class FixedEngine:
+class FixedEngine(WrappedEngine):
     """Implements :class:`engines.base.Engine` around ``inner``, with fixed logits."""
 
     def __init__(self, inner: Engine, logits: Sequence[float]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._logits = np.asarray(logits, dtype=np.float32)
-
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inner.inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._inner.outputs
-
-    def warmup(self) -> None:
-        self._inner.warmup()
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = int(next(iter(inputs.values())).shape[0])
         return {"logits": np.tile(self._logits, (rows, 1))}
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def load(spec: EngineSpec) -> FixedEngine:
