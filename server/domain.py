@@ -8,7 +8,7 @@ cross a process boundary (pickle, shared memory) unchanged: the front ends (``se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,3 +97,27 @@ class TensorResult:
     outputs: dict[str, np.ndarray]
     labels: tuple[str, ...] = field(default=())
     """The model's class names, if its config has them (for a classification view)."""
+
+
+@dataclass(frozen=True, eq=False)
+class RankRequest:
+    """Candidate items to score for one user on a ranking model (ids as in its tables)."""
+
+    model: str
+    version: str | None
+    user_id: int
+    item_ids: Sequence[int]
+    top_k: int | None = None
+    """The best ``top_k`` items only; all of them, sorted, when None."""
+    timeout_us: int | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class RankResult:
+    """The candidates best first: ``item_ids[i]`` (int64) scored ``scores[i]`` (float32)."""
+
+    model: str
+    version: int
+    item_ids: np.ndarray
+    scores: np.ndarray

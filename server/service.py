@@ -14,8 +14,17 @@ import numpy as np
 
 from engines.base import DATATYPE_TO_NUMPY
 from engines.scores import top_k_indices
-from server.domain import ModelInfo, TensorRequest, TensorResult, TextRequest, TextResult
+from server.domain import (
+    ModelInfo,
+    RankRequest,
+    RankResult,
+    TensorRequest,
+    TensorResult,
+    TextRequest,
+    TextResult,
+)
 from server.errors import InferenceFailed, InvalidInput, PayloadTooLarge
+from server.inference.ranking import rank
 from server.inference.text import clip_texts, estimate_tokens
 from server.repository.loader import ModelVersion
 from server.repository.registry import ModelRegistry
@@ -152,6 +161,13 @@ class InferenceService:
                                                   request.priority)
         return TextResult(model.name, model.version, labels, probabilities,
                           top_k_indices(probabilities, request.top_k))
+
+    async def rank(self, request: RankRequest) -> RankResult:
+        """The request's candidates scored for its user on a ranking model, best first."""
+        model = _served_by(self.registry.get(request.model, request.version))
+        ranked = await rank(model, request.user_id, request.item_ids, request.top_k,
+                            request.timeout_us, request.priority, REQUEST_TIMINGS.get())
+        return RankResult(model.name, model.version, ranked.item_ids, ranked.scores)
 
     async def infer(self, request: TensorRequest) -> TensorResult:
         """The engine's outputs for the request's input arrays (a tensor model's batch)."""

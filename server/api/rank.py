@@ -13,9 +13,8 @@ from starlette.responses import Response
 
 from server.api import schemas as oas
 from server.api.body import read_body, unless_disconnected
+from server.domain import RankRequest as RankCall
 from server.errors import InvalidInput, ModelNotReady
-from server.inference.ranking import rank
-from server.service import REQUEST_TIMINGS
 from server.state import ServerState
 
 
@@ -119,16 +118,12 @@ def build_router(state: ServerState) -> APIRouter:
             raise ModelNotReady("server is shutting down")
         body = await read_body(request, state.settings.max_request_bytes)
         user, items, top_k, timeout, priority = _parse(body)
-        loaded = state.registry.get(model, request.query_params.get("version"))
-        timings = REQUEST_TIMINGS.get()
-        if timings is not None:  # the access log and Server-Timing name the version that served
-            timings.version = loaded.version
-        ranked = await unless_disconnected(
-            request, rank(loaded, user, items, top_k, timeout, priority, timings)
-        )
+        wanted = RankCall(model, request.query_params.get("version"), user, items, top_k,
+                          timeout, priority)
+        ranked = await unless_disconnected(request, state.service.rank(wanted))
         body = b"".join((
-            b'{"model_name":', orjson.dumps(loaded.name),
-            b',"model_version":', orjson.dumps(str(loaded.version)),
+            b'{"model_name":', orjson.dumps(ranked.model),
+            b',"model_version":', orjson.dumps(str(ranked.version)),
             b',"items":', items_json(ranked.item_ids, ranked.scores), b"}",
         ))  # fmt: skip
         return Response(body, media_type="application/json")
