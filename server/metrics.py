@@ -186,7 +186,7 @@ def _observer(child: Histogram) -> Callable[[float], None]:
     def observe(amount: float) -> None:
         sum_inc(amount)
         i = bisect_left(bounds, amount)
-        if i < len(adds):  # NaN sorts nowhere: counted in no bucket, as observe does
+        if i < len(adds) and amount <= bounds[i]:  # NaN: in no bucket, as observe does
             adds[i](1)
 
     return observe
