@@ -40,6 +40,13 @@ def ratios(reps: dict[str, list[dict[str, Any]]], concurrency: int) -> dict[str,
                   if f["req_per_s"] > 0]
         if values:
             found[f"{route} / floor req/s (c={concurrency})"] = _spread(values)
+        # The same ratio from CPU per request: what it would be if both had a core to
+        # themselves (robust when other processes take a varying share of the server's core).
+        values = [f["server_cpu_us_per_req"] / r["server_cpu_us_per_req"]
+                  for r, f in zip(runs, floor, strict=False)
+                  if f["server_cpu_us_per_req"] and r["server_cpu_us_per_req"]]
+        if values:
+            found[f"{route} / floor by CPU per request (c={concurrency})"] = _spread(values)
     sluice, naive = reps.get("sluice-real classify c=1", []), reps.get("naive-real classify c=1", [])
     values = [s["p50_ms"] / n["p50_ms"] for s, n in zip(sluice, naive, strict=False)
               if n["p50_ms"] and math.isfinite(n["p50_ms"])]
