@@ -93,28 +93,31 @@ async def _disconnected(receive: Receive) -> None:
 async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
     """Run ``work``; if the client disconnects first, cancel it (its queued request is dropped).
 
-    Call only after the body has been read: the next ASGI message is then the disconnect. Two
-    tasks and a done callback, no ``asyncio.wait``: the watcher cancels the work when it sees
-    the disconnect, and is cancelled itself when the work ends.
+    Call only after the body has been read: the next ASGI message is then the disconnect. The
+    work runs in the calling task; one watcher task waits for the disconnect and cancels the
+    calling task (the cancellation is then turned into ``RequestCancelled``), and is cancelled
+    itself as soon as the work ends, before the caller can await anything else.
     """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(receive))
-    cancel = _canceller(task)
-    watcher.add_done_callback(cancel)
-    try:
-        return await task
-    except asyncio.CancelledError:
-        if watcher.done() and not watcher.cancelled():
-            raise RequestCancelled("client disconnected before the request was computed") from None
-        task.cancel()  # this request itself was cancelled (shutdown): so is its work
-        raise
-    finally:
-        watcher.remove_done_callback(cancel)
-        watcher.cancel()
+    task = asyncio.current_task()
+    assert task is not None, "unless_disconnected needs a running task"
+    gone = False
 
-
-def _canceller(task: asyncio.Future[Any]) -> Callable[[asyncio.Future[None]], None]:
-    def cancel(_: asyncio.Future[None]) -> None:
+    async def watch() -> None:
+        nonlocal gone
+        await _disconnected(receive)
+        gone = True
         task.cancel()
 
-    return cancel
+    watcher = asyncio.ensure_future(watch())
+    try:
+        result = await work
+        if gone:  # the work swallowed the cancellation: take it back all the same
+            task.uncancel()
+        return result
+    except asyncio.CancelledError:
+        if gone:  # our own cancellation, thrown at the await: consumed here
+            task.uncancel()
+            raise RequestCancelled("client disconnected before the request was computed") from None
+        raise
+    finally:
+        watcher.cancel()

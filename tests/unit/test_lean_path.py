@@ -78,6 +78,31 @@ async def test_cancelling_the_request_cancels_its_work() -> None:
     assert cancelled.is_set()
 
 
+async def test_a_cancellation_the_work_swallowed_is_taken_back() -> None:
+    """The disconnect cancels the calling task; work that catches it and answers anyway
+    leaves the task with no cancellation pending (a later ``asyncio.timeout`` still works)."""
+    client, started = Client(), asyncio.Event()
+
+    async def work() -> str:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return "answered anyway"
+        return "never"
+
+    async def request() -> tuple[str, int]:
+        result = await unless_disconnected(client.receive, work())
+        task = asyncio.current_task()
+        assert task is not None
+        return result, task.cancelling()
+
+    waiting = asyncio.ensure_future(request())
+    await started.wait()
+    client.leave.set()
+    assert await waiting == ("answered anyway", 0)
+
+
 def _messages(*messages: dict[str, Any]) -> Any:
     queue = list(messages)
 
