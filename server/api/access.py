@@ -97,53 +97,48 @@ def server_timing(timings: Timings, total_s: float) -> bytes:
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes each bare line to the ``sys.stdout`` of the moment (tests swap it).
 
-    Access lines (:meth:`write_line`) are gathered while the event loop runs one iteration
-    and written together right after it: one write and one flush for every response that
-    finished in it, instead of a system call per request.
+    An access line (:meth:`write_line`) goes into the stream's buffer at once, in order with
+    everything else written there; the stream is flushed once the event loop has finished its
+    iteration: one system call for every response that finished in it, not one per request.
+    Outside a running loop, each line is flushed at once.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._pending: list[bytes] = []
-        self._scheduled = False
+        self._unflushed: Any = None  # the stream written to since the last flush
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.flush_lines()  # the lines gathered so far come first
         self.stream = sys.stdout
         super().emit(record)
 
     def write_line(self, line: bytes) -> None:
         """What ``emit`` writes for a record of ``line``, without making the record."""
-        self._pending.append(line)
-        if self._scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop: at once
-            self.flush_lines()
-            return
-        self._scheduled = True
-        loop.call_soon(self.flush_lines)
-
-    def flush_lines(self) -> None:
-        self._scheduled = False
-        lines, self._pending = self._pending, []
-        if not lines:
-            return
-        data = b"\n".join(lines) + b"\n"
         with self.lock:  # type: ignore[union-attr]
             try:
                 stream = sys.stdout
-                buffer = getattr(stream, "buffer", None)
-                if buffer is None:
-                    stream.write(data.decode())
-                else:
-                    stream.flush()  # what was written as text goes first
-                    buffer.write(data)
-                    buffer.flush()
+                stream.write(line.decode() + self.terminator)
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": line.decode(errors="replace")}))
+                return
+            if self._unflushed is stream:
+                return  # a flush is scheduled already
+            if self._unflushed is not None:
+                self.flush_lines()
+            self._unflushed = stream
+        try:
+            asyncio.get_running_loop().call_soon(self.flush_lines)
+        except RuntimeError:  # no loop: at once
+            self.flush_lines()
+
+    def flush_lines(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            stream, self._unflushed = self._unflushed, None
+            if stream is None:
+                return
+            try:
                 stream.flush()
             except Exception:
-                self.handleError(logging.makeLogRecord({"msg": data.decode(errors="replace")}))
+                self.handleError(logging.makeLogRecord({"msg": "flushing the access log"}))
 
 
 def _log_line(line: bytes) -> None:
