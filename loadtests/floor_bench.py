@@ -8,6 +8,8 @@ Side by side in one run, every server started once and kept up, points interleav
 - ``sluice serve`` on the ``null`` engine (:mod:`loadtests.null_engine`, through the engine
   extension point): ``classify`` (1 text), v2 ``infer`` JSON and ``infer`` binary (the binary
   tensor extension both ways) at ``--concurrency``, and ``classify`` at c=1;
+- with ``--baseline-tree``: the same null-engine points served from another source tree (say
+  ``git archive`` of an older commit), for a before/after in one run;
 - with ``--real-repository``: ``sluice serve`` and the naive server
   (:mod:`loadtests.naive_server`) on a real model at c=1 (the p50 the issue compares).
 
@@ -113,7 +115,7 @@ class Point:
     model: str = NULL_MODEL
 
 
-def plan_points(concurrency: int, real: bool, real_model: str) -> list[Point]:
+def plan_points(concurrency: int, real: bool, real_model: str, base: bool = False) -> list[Point]:
     points = [
         Point("floor", "floor", concurrency, fl.classify_requests, _check_floor),
         Point("classify", "sluice-null", concurrency, fl.classify_requests, _check_classify),
@@ -122,6 +124,12 @@ def plan_points(concurrency: int, real: bool, real_model: str) -> list[Point]:
               _check_infer_binary),
         Point("classify", "sluice-null", 1, fl.classify_requests, _check_classify),
     ]
+    if base:  # the same null-engine points on the baseline tree's server
+        points += [Point("classify", "base-null", concurrency, fl.classify_requests,
+                         _check_classify),
+                   Point("infer-json", "base-null", concurrency, fl.infer_json_requests,
+                         _check_infer_json),
+                   Point("classify", "base-null", 1, fl.classify_requests, _check_classify)]
     if real:
         points += [Point("classify", "sluice-real", 1, fl.classify_requests, _check_classify,
                          real_model),
@@ -146,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real-repository", type=Path, default=None,
                    help="also compare c=1 classify of sluice and the naive server on this repo")
     p.add_argument("--real-model", default="airline-sentiment")
+    p.add_argument("--baseline-tree", type=Path, default=None,
+                   help="also serve the null engine from this source tree (e.g. `git archive` "
+                   "of an older commit): before and after side by side in one run")
     p.add_argument("--sluice-arg", action="append", default=[],
                    help="extra argument for both sluice serve processes (repeatable)")
     p.add_argument("--ready-timeout", type=float, default=180.0)
@@ -172,11 +183,18 @@ def _start_servers(stack: contextlib.ExitStack, args: argparse.Namespace, null_r
     started: dict[str, tuple[int, int]] = {}
     for name in sorted(names):
         port = servers.free_port()
+        cwd = servers.REPO_ROOT
         if name == "floor":
             command, run_env = fl.floor_command(sys.executable, port), env
-        elif name == "sluice-null":
+        elif name in ("sluice-null", "base-null"):
             command = servers.sluice_command(null_repo, NULL_MODEL, port, args.sluice_arg)
             run_env = null_env
+            if name == "base-null":
+                tree = str(args.baseline_tree.resolve())
+                run_env = {**null_env, "PYTHONPATH": os.pathsep.join(
+                    [tree, *(p for p in null_env["PYTHONPATH"].split(os.pathsep)
+                             if p != str(servers.REPO_ROOT))])}
+                cwd = Path(tree)
         elif name == "sluice-real":
             command = servers.sluice_command(args.real_repository, args.real_model, port,
                                              args.sluice_arg)
@@ -186,7 +204,7 @@ def _start_servers(stack: contextlib.ExitStack, args: argparse.Namespace, null_r
             run_env = env
         command = servers.pinned(command, args.server_cpus)
         server = stack.enter_context(servers.serve(name, command, port, run_env,
-                                                   args.ready_timeout))
+                                                   args.ready_timeout, cwd=cwd))
         print(f"{name}: {server.url} (pid {server.process.pid})", file=sys.stderr)
         started[name] = (port, server.process.pid)
     return started
@@ -236,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         args.warmup, args.concurrency, args.texts = min(args.warmup, 0.2), 8, 16
     if args.real_repository is not None:
         args.real_repository = args.real_repository.resolve()
-    points = plan_points(args.concurrency, args.real_repository is not None, args.real_model)
+    points = plan_points(args.concurrency, args.real_repository is not None, args.real_model,
+                         args.baseline_tree is not None)
     install_fast_loop()
     with tempfile.TemporaryDirectory(prefix="sluice-floor-") as tmp, contextlib.ExitStack() as stack:
         null_repo = make_null_repository(Path(tmp))

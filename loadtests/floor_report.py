@@ -47,6 +47,14 @@ def ratios(reps: dict[str, list[dict[str, Any]]], concurrency: int) -> dict[str,
                   if f["server_cpu_us_per_req"] and r["server_cpu_us_per_req"]]
         if values:
             found[f"{route} / floor by CPU per request (c={concurrency})"] = _spread(values)
+    for route, load in (("classify", concurrency), ("infer-json", concurrency), ("classify", 1)):
+        now = reps.get(f"sluice-null {route} c={load}", [])
+        base = reps.get(f"base-null {route} c={load}", [])
+        values = [b["server_cpu_us_per_req"] / n["server_cpu_us_per_req"]
+                  for n, b in zip(now, base, strict=False)
+                  if n["server_cpu_us_per_req"] and b["server_cpu_us_per_req"]]
+        if values:
+            found[f"baseline / this tree, CPU per request ({route} c={load})"] = _spread(values)
     sluice, naive = reps.get("sluice-real classify c=1", []), reps.get("naive-real classify c=1", [])
     values = [s["p50_ms"] / n["p50_ms"] for s, n in zip(sluice, naive, strict=False)
               if n["p50_ms"] and math.isfinite(n["p50_ms"])]
