@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 
-from fastapi import FastAPI
 from starlette.responses import Response
 
 from server.api import access, classify, control, errors, guard, kserve, names, rank
+from server.api.hot import SluiceApp
 from server.lifecycle import Lifecycle
 from server.metrics import Metrics
 from server.repository.poller import RepositoryPoller
@@ -63,12 +63,12 @@ def build_state(settings: Settings, lifecycle: Lifecycle | None = None) -> Serve
     )
 
 
-def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = None) -> SluiceApp:
     """The app; ``lifecycle`` is shared with the server that moves it (``server.http_server``)."""
     state = build_state(settings or Settings(), lifecycle)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: SluiceApp) -> AsyncIterator[None]:
         async def load() -> None:
             poller = None  # its first look comes before the first load: no change goes unseen
             if state.settings.model_control_mode == "poll":
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
             await state.registry.close()
             state.executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(
+    app = SluiceApp(
         title="Sluice",
         version=state.version,
         summary="High-throughput inference for fine-tuned, compressed text classifiers.",
@@ -114,5 +114,7 @@ def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = N
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.enable_hot_routes(state)  # classify and infer past the router, same middleware
 
     return app

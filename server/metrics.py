@@ -8,6 +8,10 @@ padding) are ``sluice_*`` and aggregate across replicas.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LABELS = ("model", "version")
@@ -127,7 +131,7 @@ class Metrics:
             ("model", "route", "status"),
             registry=r,
         )
-        self._http_children: dict[tuple[str, str, int], Counter] = {}
+        self._http_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._http_models: set[str] = set()
         self._precreate_http("")
 
@@ -145,18 +149,47 @@ class Metrics:
         key = (model, route, status)
         child = self._http_children.get(key)
         if child is None:
-            child = self._http_children[key] = self.http_requests.labels(model, route, str(status))
-        child.inc()
+            child = self._http_children[key] = _adder(
+                self.http_requests.labels(model, route, str(status)))
+        child(1)
 
     def _precreate_http(self, model: str) -> None:
         for route in HTTP_PRECREATED_ROUTES:
             for status in HTTP_PRECREATED_STATUSES:
-                self._http_children[(model, route, int(status))] = self.http_requests.labels(
-                    model, route, status
-                )
+                self._http_children[(model, route, int(status))] = _adder(
+                    self.http_requests.labels(model, route, status))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _adder(child: Counter | Gauge) -> Callable[[float], None]:
+    """``child.inc`` without its per-call checks (observability, sign; the batcher adds only
+    counts and durations, never negative): its value's own ``inc``, bound once per model."""
+    inc = getattr(getattr(child, "_value", None), "inc", None)
+    return inc if callable(inc) else child.inc
+
+
+def _observer(child: Histogram) -> Callable[[float], None]:
+    """``child.observe`` by bisection on the bounds (the same bucket as its linear search: the
+    first bound at or above the value), bound once per model; ``observe`` itself when the
+    client library's internals are not the expected ones."""
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(getattr(child, "_sum", None), "inc", None)
+    if not (isinstance(bounds, list) and isinstance(buckets, list) and callable(total)
+            and len(bounds) == len(buckets) and bounds and bounds[-1] == math.inf):
+        return child.observe
+    adds = [bucket.inc for bucket in buckets]
+    sum_inc = total
+
+    def observe(amount: float) -> None:
+        sum_inc(amount)
+        i = bisect_left(bounds, amount)
+        if i < len(adds) and amount <= bounds[i]:  # NaN: in no bucket, as observe does
+            adds[i](1)
+
+    return observe
 
 
 class ModelObserver:
@@ -165,45 +198,45 @@ class ModelObserver:
     def __init__(self, metrics: Metrics, model: str, version: str) -> None:
         labels = {"model": model, "version": version}
         m = metrics
-        self._success = m.request_success.labels(**labels)
+        self._success = _adder(m.request_success.labels(**labels))
         self._failure = {
-            reason: m.request_failure.labels(reason=reason, **labels)
+            reason: _adder(m.request_failure.labels(reason=reason, **labels))
             for reason in ("REJECTED", "CANCELED", "BACKEND", "OTHER")
         }
-        self._count = m.inference_count.labels(**labels)
-        self._exec = m.exec_count.labels(**labels)
-        self._pending = m.pending.labels(**labels)
-        self._request_us = m.request_duration_us.labels(**labels)
-        self._queue_us = m.queue_duration_us.labels(**labels)
-        self._input_us = m.compute_input_us.labels(**labels)
-        self._infer_us = m.compute_infer_us.labels(**labels)
-        self._request_h = m.request_latency.labels(**labels)
-        self._queue_h = m.queue_latency.labels(**labels)
-        self._prepare_h = m.prepare_latency.labels(**labels)
-        self._compute_h = m.compute_latency.labels(**labels)
-        self._batch_h = m.batch_size.labels(**labels)
-        self._padding_h = m.padding_ratio.labels(**labels)
+        self._count = _adder(m.inference_count.labels(**labels))
+        self._exec = _adder(m.exec_count.labels(**labels))
+        self._pending = _adder(m.pending.labels(**labels))
+        self._request_us = _adder(m.request_duration_us.labels(**labels))
+        self._queue_us = _adder(m.queue_duration_us.labels(**labels))
+        self._input_us = _adder(m.compute_input_us.labels(**labels))
+        self._infer_us = _adder(m.compute_infer_us.labels(**labels))
+        self._request_h = _observer(m.request_latency.labels(**labels))
+        self._queue_h = _observer(m.queue_latency.labels(**labels))
+        self._prepare_h = _observer(m.prepare_latency.labels(**labels))
+        self._compute_h = _observer(m.compute_latency.labels(**labels))
+        self._batch_h = _observer(m.batch_size.labels(**labels))
+        self._padding_h = _observer(m.padding_ratio.labels(**labels))
         self.cache_hits = m.cache_hits.labels(**labels)
         self.cache_misses = m.cache_misses.labels(**labels)
         self.load_duration = m.load_duration.labels(**labels)
         self.ready = m.model_ready.labels(**labels)
 
     def request_queued(self, items: int) -> None:
-        self._pending.inc()
+        self._pending(1)
 
     def request_dequeued(self, items: int) -> None:
-        self._pending.dec()
+        self._pending(-1)
 
     def request_finished(self, outcome: str, items: int, queue_s: float, total_s: float) -> None:
         if outcome == "success":
-            self._success.inc()
-            self._count.inc(items)
+            self._success(1)
+            self._count(items)
         else:
-            self._failure[FAILURE_REASON.get(outcome, "OTHER")].inc()
-        self._request_us.inc(total_s * 1e6)
-        self._queue_us.inc(queue_s * 1e6)
-        self._request_h.observe(total_s)
-        self._queue_h.observe(queue_s)
+            self._failure[FAILURE_REASON.get(outcome, "OTHER")](1)
+        self._request_us(total_s * 1e6)
+        self._queue_us(queue_s * 1e6)
+        self._request_h(total_s)
+        self._queue_h(queue_s)
 
     def batch_executed(
         self,
@@ -214,11 +247,11 @@ class ModelObserver:
         prepare_s: float,
         compute_s: float,
     ) -> None:
-        self._exec.inc()
-        self._batch_h.observe(items)
+        self._exec(1)
+        self._batch_h(items)
         if real_tokens > 0:
-            self._padding_h.observe(padded_tokens / real_tokens)
-        self._input_us.inc(prepare_s * 1e6)
-        self._infer_us.inc(compute_s * 1e6)
-        self._prepare_h.observe(prepare_s)
-        self._compute_h.observe(compute_s)
+            self._padding_h(padded_tokens / real_tokens)
+        self._input_us(prepare_s * 1e6)
+        self._infer_us(compute_s * 1e6)
+        self._prepare_h(prepare_s)
+        self._compute_h(compute_s)

@@ -27,10 +27,13 @@ The stage times reach this layer through :data:`server.service.REQUEST_TIMINGS`:
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import logging
+import os
+import random
 import re
-import secrets
 import sys
 import time
 from collections.abc import Iterable
@@ -52,6 +55,9 @@ _TIMED_ROUTES = frozenset({"infer", "classify", "rank"})
 _INTERNAL_ERROR = orjson.dumps({"error": "internal server error"})
 
 access_log = logging.getLogger(ACCESS_LOGGER)
+#: Request ids need to be unique, not secret: a seeded generator, not a system call each.
+_ids = random.Random(int.from_bytes(os.urandom(16), "big"))
+os.register_at_fork(after_in_child=lambda: _ids.seed(int.from_bytes(os.urandom(16), "big")))
 
 
 def route_label(template: str | None) -> str:
@@ -79,7 +85,7 @@ def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
             if _VALID_ID.fullmatch(value):
                 return value.decode("ascii")
             break
-    return secrets.token_hex(8)
+    return f"{_ids.getrandbits(64):016x}"
 
 
 def server_timing(timings: Timings, total_s: float) -> bytes:
@@ -89,24 +95,53 @@ def server_timing(timings: Timings, total_s: float) -> bytes:
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes each bare line to the ``sys.stdout`` of the moment (tests swap it)."""
+    """Writes each bare line to the ``sys.stdout`` of the moment (tests swap it).
+
+    An access line (:meth:`write_line`) goes into the stream's buffer at once, in order with
+    everything else written there; the stream is flushed once the event loop has finished its
+    iteration: one system call for every response that finished in it, not one per request.
+    Outside a running loop, each line is flushed at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._unflushed: Any = None  # the stream written to since the last flush
 
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stdout
         super().emit(record)
 
-    def write_line(self, line: str) -> None:
+    def write_line(self, line: bytes) -> None:
         """What ``emit`` writes for a record of ``line``, without making the record."""
         with self.lock:  # type: ignore[union-attr]
             try:
                 stream = sys.stdout
-                stream.write(line + self.terminator)
+                stream.write(line.decode() + self.terminator)
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": line.decode(errors="replace")}))
+                return
+            if self._unflushed is stream:
+                return  # a flush is scheduled already
+            if self._unflushed is not None:
+                self.flush_lines()
+            self._unflushed = stream
+        try:
+            asyncio.get_running_loop().call_soon(self.flush_lines)
+        except RuntimeError:  # no loop: at once
+            self.flush_lines()
+
+    def flush_lines(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            stream, self._unflushed = self._unflushed, None
+            if stream is None:
+                return
+            try:
                 stream.flush()
             except Exception:
-                self.handleError(logging.makeLogRecord({"msg": line}))
+                self.handleError(logging.makeLogRecord({"msg": "flushing the access log"}))
 
 
-def _log_line(line: str) -> None:
+def _log_line(line: bytes) -> None:
     """Log ``line`` at INFO on the access logger (its level already checked).
 
     With the default set-up (only our handler, no filters) the line is written directly: the
@@ -119,7 +154,7 @@ def _log_line(line: str) -> None:
         if type(handler) is _StdoutHandler and not handler.filters and handler.level <= logging.INFO:
             handler.write_line(line)
             return
-    access_log.info(line)
+    access_log.info(line.decode())
 
 
 def configure_access_logger() -> None:
@@ -129,6 +164,7 @@ def configure_access_logger() -> None:
         access_log.setLevel(logging.INFO)
     if not access_log.handlers:
         handler = _StdoutHandler()
+        atexit.register(handler.flush_lines)
         handler.setFormatter(logging.Formatter("%(message)s"))
         access_log.addHandler(handler)
         access_log.propagate = False
@@ -238,4 +274,4 @@ class AccessMiddleware:
                 "total_us": round(total_s * 1e6),
                 "batch_size": timings.batch_items,
                 "client": f"{client[0]}:{client[1]}" if client else None,
-            }).decode())
+            }))

@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
+from starlette.types import Receive
 
 from server.api import schemas as oas
 from server.api.body import read_body, unless_disconnected
@@ -84,6 +85,9 @@ def _document(result: TextResult) -> bytes:
     })
 
 
+CLASSIFY_PATH = "/v1/models/{model}/classify"
+
+
 async def _classify(service: InferenceService, request: TextRequest) -> bytes:
     model = service.model(request.model, request.version)
     if not model.is_text:  # the route to use instead is this protocol's business
@@ -92,12 +96,21 @@ async def _classify(service: InferenceService, request: TextRequest) -> bytes:
     return _document(await service.classify(request))
 
 
+async def classify_document(
+    state: ServerState, model: str, version: str | None, body: bytes, receive: Receive
+) -> bytes:
+    """The response body of a classify request (its body read), or a ``SluiceError``: the one
+    implementation behind the route and the hot path (``server.api.hot``)."""
+    parsed = _parse(body, model, version)
+    return await unless_disconnected(receive, _classify(state.service, parsed))
+
+
 def build_router(state: ServerState) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["classify"])
     schema: dict[str, Any] = ClassifyRequest.model_json_schema()
 
     @router.post(
-        "/models/{model}/classify",
+        CLASSIFY_PATH.removeprefix("/v1"),
         summary="Classify texts",
         response_model=ClassifyResponse,
         responses=oas.errors(*oas.INFERENCE),
@@ -108,8 +121,8 @@ def build_router(state: ServerState) -> APIRouter:
         if state.draining:
             raise ModelNotReady("server is shutting down")
         body = await read_body(request, state.settings.max_request_bytes)
-        parsed = _parse(body, model, request.query_params.get("version"))
-        doc = await unless_disconnected(request, _classify(state.service, parsed))
+        doc = await classify_document(state, model, request.query_params.get("version"), body,
+                                      request.receive)
         return Response(doc, media_type="application/json")
 
     return router

@@ -8,12 +8,14 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from server.api import schemas as oas
 from server.api.body import off_the_loop, read_body, unless_disconnected
 from server.errors import ModelNotReady
 from server.protocol import v2_adapter
 from server.protocol.v2 import HEADER_LENGTH, decode_limits, decode_request, parse_header_length
+from server.protocol.v2_encode import EncodedResponse
 from server.repository.loader import ModelVersion
 from server.state import ServerState
 
@@ -27,6 +29,24 @@ INFER_EXAMPLE = {
     ],
     "outputs": [{"name": "label"}, {"name": "probabilities", "parameters": {"classification": 2}}],
 }
+
+
+INFER_PATH = "/v2/models/{model}/infer"
+INFER_VERSION_PATH = "/v2/models/{model}/versions/{version}/infer"
+
+
+async def infer_encoded(
+    state: ServerState, model: str, version: str | None, body: bytes, header_length: str | None,
+    receive: Receive,
+) -> EncodedResponse:
+    """The response of a v2 infer request (its body read; ``header_length``: the raw
+    ``Inference-Header-Content-Length``), or a ``SluiceError``: the one implementation behind
+    the routes and the hot path (``server.api.hot``)."""
+    length = parse_header_length(header_length, len(body))
+    decoded = await off_the_loop(len(body), decode_request, body, length,
+                                 decode_limits(state.settings))
+    return await unless_disconnected(
+        receive, v2_adapter.infer(state.service, model, version, decoded))
 
 
 def _json(doc: Any, status: int = 200) -> Response:
@@ -113,22 +133,18 @@ def build_router(state: ServerState) -> APIRouter:
         }]})
 
     @router.post(
-        "/models/{model}/infer",
+        INFER_PATH.removeprefix("/v2"),
         summary="Inference (JSON tensors, or the binary tensor extension)",
         openapi_extra=oas.infer_request_body(INFER_EXAMPLE),
         responses=oas.infer_responses(),
     )
-    @router.post("/models/{model}/versions/{version}/infer", include_in_schema=False)
+    @router.post(INFER_VERSION_PATH.removeprefix("/v2"), include_in_schema=False)
     async def infer(request: Request, model: str, version: str | None = None) -> Response:
         if state.draining:
             raise ModelNotReady("server is shutting down")
         body = await read_body(request, state.settings.max_request_bytes)
-        header_length = parse_header_length(request.headers.get(HEADER_LENGTH), len(body))
-        decoded = await off_the_loop(len(body), decode_request, body, header_length,
-                                     decode_limits(state.settings))
-        encoded = await unless_disconnected(
-            request, v2_adapter.infer(state.service, model, version, decoded)
-        )
+        encoded = await infer_encoded(state, model, version, body,
+                                      request.headers.get(HEADER_LENGTH), request.receive)
         if encoded.header_length is None:
             return Response(encoded.body, media_type="application/json")
         return Response(

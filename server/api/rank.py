@@ -120,7 +120,7 @@ def build_router(state: ServerState) -> APIRouter:
         user, items, top_k, timeout, priority = _parse(body)
         wanted = RankCall(model, request.query_params.get("version"), user, items, top_k,
                           timeout, priority)
-        ranked = await unless_disconnected(request, state.service.rank(wanted))
+        ranked = await unless_disconnected(request.receive, state.service.rank(wanted))
         body = b"".join((
             b'{"model_name":', orjson.dumps(ranked.model),
             b',"model_version":', orjson.dumps(str(ranked.version)),
