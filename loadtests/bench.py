@@ -2,14 +2,21 @@
 
 For every request shape and concurrency it measures, one target at a time:
 
-- ``ceiling``: the engine's offline ceiling (same engine and texts, batched, no HTTP), in its
-  own process (:mod:`loadtests.ceiling`);
+- ``ceiling``: the engine's offline policies (same engine and texts, no HTTP: arrival-order
+  batches, length-sorted batches, one text per call, each at every instance x thread split of
+  the cores), in its own process (:mod:`loadtests.ceiling`); the best of them is the "best
+  offline policy";
 - ``naive``: the per-request FastAPI server of :mod:`loadtests.naive_server`;
-- ``sluice``: ``sluice serve --no-build`` on the same repository and model (or ``--sluice-url``).
+- ``sluice``: ``sluice serve --no-build`` on the same repository and model (or ``--sluice-url``),
+  and one more Sluice target per ``--variants`` entry (``sluice[auth]`` ...: the cost of options,
+  :mod:`loadtests.variants`).
 
 Closed loop at each concurrency, then an open loop at a fixed arrival rate (by default 70% of
-the best closed-loop request rate). It prints a table, checks the targets, and writes a JSON
-report, a PNG plot and a Markdown section for RESULTS.md under ``--out``.
+the best closed-loop request rate of the first repetition). ``--repeat K`` runs the whole target
+set K times, alternating the order; each point is the median and its spread is reported
+(:mod:`loadtests.repeats`). Texts: the model's own corpus (:func:`loadtests.corpus.corpus_for`).
+It prints a table, checks the targets of ``--targets-profile`` (:mod:`loadtests.targets`), and
+writes a JSON report, a PNG plot and a Markdown section for RESULTS.md under ``--out``.
 """
 
 from __future__ import annotations
@@ -21,21 +28,25 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from loadtests import servers
-from loadtests.corpus import airline_tweets
+from loadtests.ceiling import offline_rows
+from loadtests.corpus import corpus_for
 from loadtests.engine_model import available_cores
 from loadtests.loadgen import RawRun, closed_loop, install_fast_loop, open_loop
 from loadtests.probes import ServerProbe
+from loadtests.repeats import aggregate, round_order
 from loadtests.report import git_commit, machine_line, plot, results_section, table_rows
 from loadtests.stats import LatencySummary, RunResult
-from loadtests.targets import check_targets
+from loadtests.targets import PROFILES, best_offline, check_targets, resolve_profile
+from loadtests.variants import VARIANTS, Variant, prepare, version_repository
 from loadtests.workload import PROTOCOLS, SHAPES, Workload
 
 TARGETS = ("ceiling", "naive", "sluice")
@@ -59,11 +70,32 @@ def _csv(kind: type, choices: Sequence[str] | None = None) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sluice bench", description="Benchmark Sluice against a naive server and the "
-        "engine's offline ceiling on the airline tweets.")
+        "engine's best offline policy on the model's own corpus (airline tweets for "
+        "airline-sentiment, home-assistant-intents utterances for home-intent).")
     p.add_argument("--model-repository", type=Path, default=Path("model_repository"))
     p.add_argument("--model", default="airline-sentiment")
+    p.add_argument("--version", default=None,
+                   help="serve this version folder on every target (e.g. 2, the airline "
+                   "teacher int8; see the model's MODEL_CARD.md): naive and ceiling load it, "
+                   "Sluice serves an overlay repository whose policy names only it, and "
+                   "--protocol infer posts to /v2/models/{m}/versions/{v}/infer")
     p.add_argument("--targets", type=_csv(str, TARGETS), default=list(TARGETS),
                    help="comma list of ceiling,naive,sluice (default: all, in that order)")
+    p.add_argument("--variants", type=_csv(str, VARIANTS), default=["default"],
+                   help="Sluice variants, one target each: default (as configured), auth "
+                   "(an API key, every request sending it), access-log (SLUICE_ACCESS_LOG=true, "
+                   "--log-level info), no-access-log; the report gives each one's ratio to "
+                   "default (default: default)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds of the whole target set, interleaved (order reversed every "
+                   "other round); points are medians with their spread (default 1)")
+    p.add_argument("--targets-profile", choices=PROFILES, default="auto",
+                   help="the verdict's targets: student (airline student over classify: "
+                   ">= 0.85 of the best offline policy at saturation, >= 1.3x naive at c=8 and "
+                   "c=32, >= 1.0x at c=1, p99 at c=32 <= 0.8x naive's), other (other models "
+                   "or versions: >= 1.2x naive at c=32, and the saturation target), legacy "
+                   "(the earlier targets), auto (default: student for airline-sentiment at its "
+                   "served version, else other)")
     p.add_argument("--shapes", type=_csv(str, SHAPES), default=list(SHAPES),
                    help="chat (1 text per request), batch (16-64 texts per request)")
     p.add_argument("--concurrency", type=_csv(int), default=[1, 8, 32, 128])
@@ -75,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--open-loop-fraction", type=float, default=0.7)
     p.add_argument("--protocol", choices=PROTOCOLS, default="classify")
     p.add_argument("--threads", type=int, default=0,
-                   help="intra-op threads for every target (0: the server's cores)")
+                   help="intra-op threads for every server target, and the cores the ceiling "
+                   "splits into instances x threads (0: the server's cores)")
+    p.add_argument("--ceiling-splits", type=_csv(str), default=None,
+                   help="only these instance x thread splits offline, e.g. 2x1 (default: all)")
     p.add_argument("--server-cpus", default=None,
                    help="taskset CPU list for the servers and the ceiling, e.g. 1 or 0-1")
     p.add_argument("--generator-cpus", default=None,
@@ -103,6 +138,8 @@ class Plan:
     texts: tuple[str, ...]
     ceiling_duration_s: float
     batch1_texts: int
+    repository: Path | None = None  # what Sluice serves (an overlay for --version)
+    rates: dict[tuple[str, str], float] = field(default_factory=dict)  # open loop, per target
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -111,9 +148,11 @@ def _plan(args: argparse.Namespace) -> Plan:
             args.concurrency = [1, 8]
         args.duration = min(args.duration, 1.0)
         args.warmup = min(args.warmup, 0.3)
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
     cores = len(_cpu_list(args.server_cpus)) if args.server_cpus else available_cores()
     threads = args.threads or cores
-    return Plan(args, threads, airline_tweets(), 1.0 if args.quick else 5.0,
+    return Plan(args, threads, corpus_for(args.model), 1.0 if args.quick else 3.0,
                 20 if args.quick else 200)
 
 
@@ -129,35 +168,16 @@ def measure_ceiling(plan: Plan) -> tuple[list[RunResult], dict[str, Any]]:
     a = plan.args
     command = servers.pinned([
         sys.executable, "-m", "loadtests.ceiling", "--model-repository", str(a.model_repository),
-        "--model", a.model, "--threads", str(plan.threads), "--batch-size",
+        "--model", a.model, "--cores", str(plan.threads), "--batch-size",
         str(a.ceiling_batch_size), "--duration", str(plan.ceiling_duration_s),
-        "--batch1-texts", str(plan.batch1_texts), "--json"], a.server_cpus)
+        "--batch1-texts", str(plan.batch1_texts), "--json",
+        *(["--version", a.version] if a.version else []),
+        *(["--splits", ",".join(a.ceiling_splits)] if a.ceiling_splits else [])], a.server_cpus)
     done = subprocess.run(command, capture_output=True, text=True, env=servers.thread_env(plan.threads))
     if done.returncode != 0:
         raise RuntimeError(f"ceiling failed ({done.returncode}):\n{done.stderr[-3000:]}")
     doc: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
-    rows = []
-    for key, label in (("arrival", "arrival-order"), ("sorted", "length-sorted")):
-        fig = doc[key]
-        ms = fig["median_batch_ms"]
-        rows.append(RunResult(
-            target="ceiling", shape=label, mode="offline", concurrency=doc["batch_size"],
-            duration_s=fig["seconds"], requests=fig["batches"], texts=fig["texts"], errors=0,
-            texts_per_s=fig["texts_per_s"], requests_per_s=fig["batches"] / fig["seconds"],
-            latency=LatencySummary(fig["batches"], ms, ms, float("nan"), float("nan"), float("nan")),
-            mean_batch_size=fig["texts"] / fig["batches"], padding_waste=fig["padding_waste"],
-            extra={"load": f"batches of {doc['batch_size']}, no HTTP"},
-        ))
-    b1 = doc["batch1_median_ms"]
-    rows.append(RunResult(
-        target="ceiling", shape="batch-1", mode="offline", concurrency=1, duration_s=0.0,
-        requests=plan.batch1_texts, texts=plan.batch1_texts, errors=0, texts_per_s=1000.0 / b1,
-        requests_per_s=1000.0 / b1,
-        latency=LatencySummary(plan.batch1_texts, b1, b1, doc["batch1_p90_ms"], float("nan"),
-                               float("nan")),
-        mean_batch_size=1.0, padding_waste=0.0, extra={"load": "one text per call"},
-    ))
-    return rows, doc
+    return offline_rows(doc), doc
 
 
 def _result(target: str, shape: str, mode: str, concurrency: int, raw: RawRun,
@@ -175,15 +195,19 @@ def _result(target: str, shape: str, mode: str, concurrency: int, raw: RawRun,
     )
 
 
-async def sweep(plan: Plan, target: str, url: str, pid: int | None) -> list[RunResult]:
-    """Closed loop over every shape and concurrency, then the open loop per shape."""
+async def sweep(plan: Plan, target: str, url: str, pid: int | None,
+                api_key: str | None = None) -> list[RunResult]:
+    """Closed loop over every shape and concurrency, then the open loop per shape (at the rate
+    of this target's first sweep, so repetitions measure the same point)."""
     a = plan.args
+    version = getattr(a, "version", None)
     results: list[RunResult] = []
     for shape in a.shapes:
         closed: list[RunResult] = []
         for concurrency in a.concurrency:
-            workload = Workload(a.model, shape, plan.texts, a.protocol)
-            probe = ServerProbe(target, url, a.model, pid)
+            workload = Workload(a.model, shape, plan.texts, a.protocol, version=version,
+                                api_key=api_key)
+            probe = ServerProbe(target.split("[")[0], url, a.model, pid)
             raw = await closed_loop(url, workload, concurrency, a.duration, a.warmup, a.timeout,
                                     on_start=probe.begin, on_end=probe.end)
             result = _result(target, shape, "closed", concurrency, raw, probe)
@@ -192,10 +216,12 @@ async def sweep(plan: Plan, target: str, url: str, pid: int | None) -> list[RunR
         results.extend(closed)
         rate = a.open_loop_rate
         if rate is None and closed:
-            rate = a.open_loop_fraction * max(r.requests_per_s for r in closed)
+            rate = plan.rates.setdefault(
+                (target, shape), a.open_loop_fraction * max(r.requests_per_s for r in closed))
         if rate:
-            workload = Workload(a.model, shape, plan.texts, a.protocol)
-            probe = ServerProbe(target, url, a.model, pid)
+            workload = Workload(a.model, shape, plan.texts, a.protocol, version=version,
+                                api_key=api_key)
+            probe = ServerProbe(target.split("[")[0], url, a.model, pid)
             raw = await open_loop(url, workload, rate, a.duration, a.warmup, a.timeout,
                                   on_start=probe.begin, on_end=probe.end)
             result = _result(target, shape, "open", 0, raw, probe, rate)
@@ -211,20 +237,84 @@ def _progress(r: RunResult) -> None:
           + (f" {r.error_kinds}" if r.errors else ""), file=sys.stderr, flush=True)
 
 
-def run_server_target(plan: Plan, target: str) -> list[RunResult]:
+def run_server_target(plan: Plan, target: str, variant: Variant | None = None) -> list[RunResult]:
     a = plan.args
-    env = servers.thread_env(plan.threads)
+    variant = variant or Variant("default")
+    env = {**servers.thread_env(plan.threads), **variant.env}
+    name = variant.target if target == "sluice" else target
     if target == "sluice" and a.sluice_url:
-        return asyncio.run(sweep(plan, target, a.sluice_url.rstrip("/"), None))
+        return asyncio.run(sweep(plan, name, a.sluice_url.rstrip("/"), None, variant.api_key))
     port = servers.free_port()
     if target == "naive":
-        command = servers.naive_command(a.model_repository, a.model, port, plan.threads)
+        command = servers.naive_command(a.model_repository, a.model, port, plan.threads, a.version)
     else:
-        command = servers.sluice_command(a.model_repository, a.model, port, a.sluice_arg)
+        command = servers.sluice_command(plan.repository or a.model_repository, a.model, port,
+                                         [*a.sluice_arg, *variant.args])
     command = servers.pinned(command, a.server_cpus)
-    with servers.serve(target, command, port, env, a.ready_timeout) as server:
-        print(f"{target}: serving at {server.url} (pid {server.process.pid})", file=sys.stderr)
-        return asyncio.run(sweep(plan, target, server.url, server.process.pid))
+    with servers.serve(name, command, port, env, a.ready_timeout) as server:
+        print(f"{name}: serving at {server.url} (pid {server.process.pid})", file=sys.stderr)
+        return asyncio.run(sweep(plan, name, server.url, server.process.pid, variant.api_key))
+
+
+def _meta(args: argparse.Namespace, argv: list[str] | None, plan: Plan, profile: str) -> dict[str, Any]:
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine_line(),
+        "commit": git_commit(),
+        "command": "python -m loadtests.bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "model": args.model,
+        "model_version": args.version or "?",
+        "threads": plan.threads,
+        "protocol": args.protocol,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "repeat": args.repeat,
+        "variants": args.variants,
+        "profile": profile,
+        "pinning": (f"servers on CPUs {args.server_cpus}, generator on {args.generator_cpus}"
+                    if args.server_cpus or args.generator_cpus
+                    else "none (server and generator share all cores)"),
+        "texts": len(plan.texts),
+    }
+
+
+def measure_rounds(plan: Plan, meta: dict[str, Any]) -> tuple[list[RunResult], dict[str, str]]:
+    """Every target (Sluice once per variant), ``--repeat`` rounds, alternating the order."""
+    a = plan.args
+    variants = {f"sluice:{v}": v for v in a.variants}
+    units = [t for t in TARGETS if t in a.targets and t != "sluice"]
+    units += list(variants) if "sluice" in a.targets else []
+    failures: dict[str, str] = {}
+    raw: list[RunResult] = []
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
+        if a.version:
+            plan.repository = version_repository(a.model_repository, a.model, a.version, Path(tmp))
+        prepared = {u: prepare(v, Path(tmp) / v) for u, v in variants.items()}
+        for i in range(a.repeat):
+            for unit in round_order(units, i):
+                if unit in failures:
+                    continue
+                print(f"round {i + 1}/{a.repeat}: {unit}", file=sys.stderr)
+                try:
+                    rows = _measure_unit(plan, unit, prepared.get(unit), meta)
+                except (servers.ServerFailed, OSError, RuntimeError) as e:
+                    # One broken target must not cost the figures of the others.
+                    failures[unit] = str(e)
+                    print(f"{unit}: FAILED, skipped: {e}", file=sys.stderr)
+                    continue
+                for r in rows:
+                    r.extra["round"] = i
+                raw.extend(rows)
+    return raw, failures
+
+
+def _measure_unit(plan: Plan, unit: str, variant: Variant | None,
+                  meta: dict[str, Any]) -> list[RunResult]:
+    if unit == "ceiling":
+        rows, doc = measure_ceiling(plan)
+        meta["model_version"] = doc["version"]
+        return rows
+    return run_server_target(plan, unit.split(":")[0], variant)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,48 +322,27 @@ def main(argv: list[str] | None = None) -> int:
     args.model_repository = args.model_repository.resolve()
     plan = _plan(args)
     install_fast_loop()
-    cores = os.cpu_count() or 1
-    results: list[RunResult] = []
-    meta: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine_line(),
-        "commit": git_commit(),
-        "command": "python -m loadtests.bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
-        "model": args.model,
-        "threads": plan.threads,
-        "protocol": args.protocol,
-        "duration_s": args.duration,
-        "warmup_s": args.warmup,
-        "pinning": (f"servers on CPUs {args.server_cpus}, generator on {args.generator_cpus}"
-                    if args.server_cpus or args.generator_cpus
-                    else "none (server and generator share all cores)"),
-        "texts": len(plan.texts),
-    }
-    if "ceiling" in args.targets:
-        print("ceiling: measuring the engine offline", file=sys.stderr)
-        rows, doc = measure_ceiling(plan)
-        meta["model_version"] = doc["version"]
-        results.extend(rows)
     if args.generator_cpus:
+        # The servers must not inherit the generator's mask: they get theirs, or every CPU.
+        args.server_cpus = args.server_cpus or f"0-{(os.cpu_count() or 1) - 1}"
         os.sched_setaffinity(0, _cpu_list(args.generator_cpus))
-    failures: dict[str, str] = {}
-    for target in ("naive", "sluice"):
-        if target in args.targets:
-            try:
-                results.extend(run_server_target(plan, target))
-            except (servers.ServerFailed, OSError) as e:
-                # One broken target must not cost the figures of the others.
-                failures[target] = str(e)
-                print(f"{target}: FAILED, skipped: {e}", file=sys.stderr)
+    cores = os.cpu_count() or 1
+    profile = resolve_profile(args.targets_profile, args.model, args.version)
+    meta = _meta(args, argv, plan, profile)
+    raw, failures = measure_rounds(plan, meta)
     meta["failures"] = failures
-
-    checks = check_targets(results, args.shapes)
+    results = aggregate(raw)
+    best = best_offline(results)
+    if best is not None:
+        meta["best_offline"] = (f"{best.shape} at {best.extra.get('split')} (instances x "
+                                f"threads): {best.texts_per_s:.1f} texts/s")
+    checks = check_targets(results, args.shapes, profile)
     section = results_section(results, checks, meta, cores)
     print(section)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"meta": meta, "results": [r.to_json() for r in results],
-              "targets": [c.to_json() for c in checks]}
+              "runs": [r.to_json() for r in raw], "targets": [c.to_json() for c in checks]}
     json_path = args.out / f"bench-{stamp}.json"
     json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     (args.out / f"bench-{stamp}.md").write_text(section)

@@ -37,13 +37,14 @@ def _pct(value: float | None) -> str:
 
 
 TABLE_HEADER = (
-    "| target | shape | load | texts/s | req/s | p50 ms | p90 ms | p99 ms | errors "
+    "| target | shape | load | texts/s | spread | req/s | p50 ms | p90 ms | p99 ms | errors "
     "| batch | pad waste | gen CPU | srv CPU |"
 )
 
 
 def table_rows(results: Sequence[RunResult], cores: int) -> list[str]:
-    rows = [TABLE_HEADER, "|" + " --- |" * 13]
+    """One row per point; ``spread`` is (max - min) / median of texts/s over the repetitions."""
+    rows = [TABLE_HEADER, "|" + " --- |" * 14]
     for r in results:
         if r.mode == "closed":
             load = f"c={r.concurrency}"
@@ -54,11 +55,38 @@ def table_rows(results: Sequence[RunResult], cores: int) -> list[str]:
         gen = None if r.generator_cpu is None else r.generator_cpu / cores
         srv = None if r.server_cpu is None else r.server_cpu / cores
         rows.append(
-            f"| {r.target} | {r.shape} | {load} | {_fmt(r.texts_per_s)} | "
+            f"| {r.target} | {r.shape} | {load} | {_fmt(r.texts_per_s)} | {_spread(r)} | "
             f"{_fmt(r.requests_per_s)} | {_fmt(r.latency.p50_ms, 2)} | {_fmt(r.latency.p90_ms, 2)} | "
             f"{_fmt(r.latency.p99_ms, 2)} | {r.errors} | {_fmt(r.mean_batch_size)} | "
             f"{_pct(r.padding_waste)} | {_pct(gen)} | {_pct(srv)} |"
         )
+    return rows
+
+
+def _spread(r: RunResult) -> str:
+    runs = r.extra.get("texts_per_s_runs") or []
+    if len(runs) < 2:
+        return "-"
+    return f"{100.0 * r.extra.get('spread', 0.0):.0f}% ({min(runs):.0f}-{max(runs):.0f})"
+
+
+def options_rows(results: Sequence[RunResult]) -> list[str]:
+    """The cost of each Sluice variant (``sluice[auth]`` ...): its figures over the default's at
+    the same points (texts/s ratio at every concurrency, p50 ratio at the lowest)."""
+    base = {(r.shape, r.concurrency): r for r in results
+            if r.target == "sluice" and r.mode == "closed"}
+    variants = sorted({r.target for r in results if r.target.startswith("sluice[")})
+    if not base or not variants:
+        return []
+    rows = ["| variant | shape | load | texts/s | texts/s vs default | p50 ms vs default |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        if r.target in variants and r.mode == "closed" and (r.shape, r.concurrency) in base:
+            b = base[(r.shape, r.concurrency)]
+            tps = r.texts_per_s / b.texts_per_s if b.texts_per_s else None
+            p50 = r.latency.p50_ms / b.latency.p50_ms if b.latency.p50_ms else None
+            rows.append(f"| {r.target} | {r.shape} | c={r.concurrency} | {_fmt(r.texts_per_s)} | "
+                        f"{_fmt(tps, 3)} | {_fmt(p50, 3)} |")
     return rows
 
 
@@ -108,7 +136,10 @@ def results_section(
         f"- Command: `{meta['command']}`",
         f"- Pinning: {meta['pinning']}",
         f"- Protocol: {meta['protocol']}; {meta['duration_s']} s per point after "
-        f"{meta['warmup_s']} s warm-up",
+        f"{meta['warmup_s']} s warm-up; {meta.get('repeat', 1)} interleaved repetition(s), "
+        "each point the median, spread = (max - min) / median of texts/s",
+        f"- Corpus: {meta.get('texts', '?')} texts; targets profile: {meta.get('profile', '?')}",
+        *([f"- Best offline policy: {meta['best_offline']}"] if meta.get("best_offline") else []),
         *[f"- FAILED target {name}: {why.splitlines()[0] if why else ''}"
           for name, why in meta.get("failures", {}).items()],
         "",
@@ -116,13 +147,19 @@ def results_section(
         "",
         "CPU columns are shares of the whole machine (all cores). `gen CPU` is the load "
         "generator itself, which competes with the server for the same cores. Ceiling rows "
-        "give the median time of one batch call (tokenize + engine) in the p50 column.",
+        "give the median time of one engine call (tokenize + engine) in the p50 column and "
+        "the split as instances x intra-op threads per instance (instances run concurrently).",
         *_error_lines(results),
         "",
         *targets_rows(checks),
         "",
+        *_with_blank(options_rows(results)),
     ]
     return "\n".join(lines)
+
+
+def _with_blank(rows: list[str]) -> list[str]:
+    return [*rows, ""] if rows else []
 
 
 def _error_lines(results: Sequence[RunResult]) -> list[str]:
@@ -157,11 +194,15 @@ def plot(results: Sequence[RunResult], path: Path, title: str) -> Path | None:
         style = dict(linestyle=styles.get(shape, "-"), color=colors.get(target), marker="o")
         ax_tp.plot(xs, [r.texts_per_s for r in runs], label=f"{target} {shape}", **style)
         ax_p99.plot(xs, [r.latency.p99_ms for r in runs], label=f"{target} {shape}", **style)
+    best: dict[str, RunResult] = {}  # each offline policy at its best split
     for r in results:
         if r.target == "ceiling" and r.mode == "offline":
-            ax_tp.axhline(r.texts_per_s, color=colors["ceiling"],
-                          linestyle=":" if "sorted" in r.shape else "-.",
-                          label=f"ceiling ({r.shape})")
+            if r.shape not in best or r.texts_per_s > best[r.shape].texts_per_s:
+                best[r.shape] = r
+    for policy, r in best.items():
+        ax_tp.axhline(r.texts_per_s, color=colors["ceiling"],
+                      linestyle={"length-sorted": ":", "batch-1": "--"}.get(policy, "-."),
+                      label=f"offline {policy} {r.extra.get('split', '')}")
     ticks = sorted({r.concurrency for r in results if r.mode == "closed"})
     for ax, label in ((ax_tp, "texts/s"), (ax_p99, "p99 latency (ms)")):
         ax.set_xscale("log", base=2)
