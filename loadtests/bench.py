@@ -152,8 +152,8 @@ def _plan(args: argparse.Namespace) -> Plan:
         raise SystemExit("--repeat must be at least 1")
     cores = len(_cpu_list(args.server_cpus)) if args.server_cpus else available_cores()
     threads = args.threads or cores
-    return Plan(args, threads, corpus_for(args.model), 1.0 if args.quick else 3.0,
-                20 if args.quick else 200)
+    return Plan(args, threads, corpus_for(args.model), 0.3 if args.quick else 3.0,
+                20 if args.quick else 5000)
 
 
 def _cpu_list(spec: str) -> set[int]:
