@@ -84,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", type=_csv(str, VARIANTS), default=["default"],
                    help="Sluice variants, one target each: default (as configured), auth "
                    "(an API key, every request sending it), access-log (SLUICE_ACCESS_LOG=true, "
-                   "--log-level info), no-access-log; the report gives each one's ratio to "
-                   "default (default: default)")
+                   "--log-level info), no-access-log (SLUICE_ACCESS_LOG=false: the server's "
+                   "default has the access log on, so this variant gives its cost); the report "
+                   "gives each one's ratio to default (default: default)")
     p.add_argument("--repeat", type=int, default=1,
                    help="rounds of the whole target set, interleaved (order reversed every "
                    "other round); points are medians with their spread (default 1)")

@@ -8,8 +8,10 @@ started with the option on and measured under the same load as the default.
   default has it: on, one JSON line per request on stdout, written here to a log file);
 - ``auth``: an API key folder (``--api-keys-dir``) and every request sending its
   ``Authorization: Bearer`` key;
-- ``access-log``: the access log on (``SLUICE_ACCESS_LOG=true``) with ``--log-level info``;
-- ``no-access-log``: the access log off (``SLUICE_ACCESS_LOG=false``).
+- ``access-log``: the access log on (``SLUICE_ACCESS_LOG=true``) with ``--log-level info``
+  (what ``default`` has too unless the environment turns the log off);
+- ``no-access-log``: the access log off (``SLUICE_ACCESS_LOG=false``): with the server's
+  default (on), ``default`` over this variant is the access log's cost.
 
 A pinned version (``--version N``): Sluice serves what its ``config.yaml``'s version policy
 names, and the bench must not edit the repository it measures, so :func:`version_repository`
