@@ -172,6 +172,9 @@ def _error_lines(results: Sequence[RunResult]) -> list[str]:
     return ["", *lines] if lines else []
 
 
+_EXTRA_COLORS = ("tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+
+
 def plot(results: Sequence[RunResult], path: Path, title: str) -> Path | None:
     """Throughput and p99 against concurrency, one line per target and shape."""
     try:
@@ -191,7 +194,9 @@ def plot(results: Sequence[RunResult], path: Path, title: str) -> Path | None:
     for (target, shape), runs in sorted(series.items()):
         runs = sorted(runs, key=lambda r: r.concurrency)
         xs = [r.concurrency for r in runs]
-        style = dict(linestyle=styles.get(shape, "-"), color=colors.get(target), marker="o")
+        if target not in colors:  # a Sluice variant: a colour of its own for both shapes
+            colors[target] = _EXTRA_COLORS[(len(colors) - 3) % len(_EXTRA_COLORS)]
+        style = dict(linestyle=styles.get(shape, "-"), color=colors[target], marker="o")
         ax_tp.plot(xs, [r.texts_per_s for r in runs], label=f"{target} {shape}", **style)
         ax_p99.plot(xs, [r.latency.p99_ms for r in runs], label=f"{target} {shape}", **style)
     best: dict[str, RunResult] = {}  # each offline policy at its best split
