@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "c=32, >= 1.0x at c=1, p99 at c=32 <= 0.8x naive's), other (other models "
                    "or versions: >= 1.2x naive at c=32, and the saturation target), legacy "
                    "(the earlier targets), auto (default: student for airline-sentiment at its "
-                   "served version, else other)")
+                   "served version over classify, else other)")
     p.add_argument("--shapes", type=_csv(str, SHAPES), default=list(SHAPES),
                    help="chat (1 text per request), batch (16-64 texts per request)")
     p.add_argument("--concurrency", type=_csv(int), default=[1, 8, 32, 128])
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         args.server_cpus = args.server_cpus or f"0-{(os.cpu_count() or 1) - 1}"
         os.sched_setaffinity(0, _cpu_list(args.generator_cpus))
     cores = os.cpu_count() or 1
-    profile = resolve_profile(args.targets_profile, args.model, args.version)
+    profile = resolve_profile(args.targets_profile, args.model, args.version, args.protocol)
     meta = _meta(args, argv, plan, profile)
     raw, failures = measure_rounds(plan, meta)
     meta["failures"] = failures

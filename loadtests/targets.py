@@ -14,8 +14,8 @@ Profiles (``sluice bench --targets-profile``):
   home-intent): >= 1.2x naive at c=32 per shape, and the saturation target;
 - ``legacy``: the earlier targets (>= 0.95 of the arrival-order ceiling, padding waste, chat
   c=32 1.3x and p99 0.5x, c=1 p50 within 1.5 ms of one engine call, the open loop's tail);
-- ``auto`` (the bench's default): ``student`` for airline-sentiment at its served version,
-  ``other`` for every other model or a pinned version.
+- ``auto`` (the bench's default): ``student`` for airline-sentiment at its served version over
+  classify, ``other`` for every other model, a pinned version or v2 infer.
 """
 
 from __future__ import annotations
@@ -51,13 +51,16 @@ OTHER_SPEEDUP = {32: 1.2}
 P99_RATIO = 0.8
 
 
-def resolve_profile(profile: str, model: str, version: str | None = None) -> str:
+def resolve_profile(
+    profile: str, model: str, version: str | None = None, protocol: str = "classify"
+) -> str:
     """``auto`` made concrete (see the module doc); any other profile as given."""
     if profile != "auto":
         if profile not in PROFILES:
             raise ValueError(f"unknown targets profile {profile!r}; choose from {PROFILES}")
         return profile
-    return "student" if model == "airline-sentiment" and version is None else "other"
+    student = model == "airline-sentiment" and version is None and protocol == "classify"
+    return "student" if student else "other"
 
 
 def best_offline(results: Sequence[RunResult]) -> RunResult | None:

@@ -48,6 +48,7 @@ def test_aggregate_takes_medians_and_keeps_the_spread() -> None:
 def test_profiles() -> None:
     assert resolve_profile("auto", "airline-sentiment") == "student"
     assert resolve_profile("auto", "airline-sentiment", version="2") == "other"
+    assert resolve_profile("auto", "airline-sentiment", protocol="infer") == "other"
     assert resolve_profile("auto", "home-intent") == "other"
     assert resolve_profile("legacy", "home-intent") == "legacy"
     with pytest.raises(ValueError):
