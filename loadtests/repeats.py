@@ -79,3 +79,14 @@ def aggregate(results: Sequence[RunResult]) -> list[RunResult]:
     for r in results:
         groups.setdefault(key(r), []).append(r)
     return [combine(runs) for runs in groups.values()]
+
+
+def paired(a: RunResult | None, b: RunResult | None) -> tuple[float, ...]:
+    """a's texts/s over b's within each repetition (both combined points of the same rounds):
+    a drift of the machine between rounds cancels out of these ratios."""
+    if a is None or b is None:
+        return ()
+    ra, rb = a.extra.get("texts_per_s_runs") or [], b.extra.get("texts_per_s_runs") or []
+    if len(ra) != len(rb) or len(ra) < 2:
+        return ()
+    return tuple(x / y for x, y in zip(ra, rb, strict=True) if y)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.repeats import paired
 from loadtests.stats import RunResult
 
 
@@ -20,10 +21,12 @@ class TargetCheck:
     value: float | None
     limit: str
     passed: bool | None  # None: not measured in this run
+    rounds: tuple[float, ...] = ()  # the same ratio within each repetition, when repeated
 
     def to_json(self) -> dict[str, Any]:
         value = self.value if self.value is not None and math.isfinite(self.value) else None
-        return {"name": self.name, "value": value, "limit": self.limit, "passed": self.passed}
+        return {"name": self.name, "value": value, "limit": self.limit, "passed": self.passed,
+                "rounds": list(self.rounds)}
 
 
 def _fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
@@ -78,23 +81,28 @@ def options_rows(results: Sequence[RunResult]) -> list[str]:
     variants = sorted({r.target for r in results if r.target.startswith("sluice[")})
     if not base or not variants:
         return []
-    rows = ["| variant | shape | load | texts/s | texts/s vs default | p50 ms vs default |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| variant | shape | load | texts/s | texts/s vs default | per round | p50 ms vs default |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         if r.target in variants and r.mode == "closed" and (r.shape, r.concurrency) in base:
             b = base[(r.shape, r.concurrency)]
             tps = r.texts_per_s / b.texts_per_s if b.texts_per_s else None
             p50 = r.latency.p50_ms / b.latency.p50_ms if b.latency.p50_ms else None
+            rounds = paired(r, b)
+            span = f"{min(rounds):.3f}-{max(rounds):.3f}" if rounds else "-"
             rows.append(f"| {r.target} | {r.shape} | c={r.concurrency} | {_fmt(r.texts_per_s)} | "
-                        f"{_fmt(tps, 3)} | {_fmt(p50, 3)} |")
+                        f"{_fmt(tps, 3)} | {span} | {_fmt(p50, 3)} |")
     return rows
 
 
 def targets_rows(checks: Sequence[TargetCheck]) -> list[str]:
-    rows = ["| target | measured | limit | verdict |", "| --- | --- | --- | --- |"]
+    """The verdict; ``per round`` gives a ratio's range over the repetitions (each round's
+    figures divided by the same round's: drift between rounds cancels out)."""
+    rows = ["| target | measured | per round | limit | verdict |", "| --- | --- | --- | --- | --- |"]
     for c in checks:
         verdict = "not measured" if c.passed is None else ("pass" if c.passed else "MISS")
-        rows.append(f"| {c.name} | {_fmt(c.value, 3)} | {c.limit} | {verdict} |")
+        rounds = f"{min(c.rounds):.3f}-{max(c.rounds):.3f}" if len(c.rounds) > 1 else "-"
+        rows.append(f"| {c.name} | {_fmt(c.value, 3)} | {rounds} | {c.limit} | {verdict} |")
     return rows
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from loadtests.repeats import paired
 from loadtests.report import TargetCheck
 from loadtests.stats import RunResult
 
@@ -69,8 +70,9 @@ def best_offline(results: Sequence[RunResult]) -> RunResult | None:
     return max(offline, key=lambda r: r.texts_per_s) if offline else None
 
 
-def _check(name: str, value: float | None, limit: str, ok: bool | None) -> TargetCheck:
-    return TargetCheck(name, value, limit, None if value is None else ok)
+def _check(name: str, value: float | None, limit: str, ok: bool | None,
+           pair: tuple[RunResult | None, RunResult | None] = (None, None)) -> TargetCheck:
+    return TargetCheck(name, value, limit, None if value is None else ok, paired(*pair))
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -88,12 +90,13 @@ def issue_targets(
         top = saturation(results, sluice, shape)
         ratio = _ratio(top.texts_per_s if top else None, best.texts_per_s if best else None)
         checks.append(_check(f"{shape}: Sluice at saturation / best offline policy", ratio,
-                             f">= {SATURATION}", ratio is not None and ratio >= SATURATION))
+                             f">= {SATURATION}", ratio is not None and ratio >= SATURATION,
+                             (top, best)))
         for c, limit in sorted(speedups.items()):
             s, n = _at(results, sluice, shape, c), _at(results, "naive", shape, c)
             ratio = _ratio(s.texts_per_s if s else None, n.texts_per_s if n else None)
             checks.append(_check(f"{shape} c={c}: Sluice / naive texts/s", ratio, f">= {limit}",
-                                 ratio is not None and ratio >= limit))
+                                 ratio is not None and ratio >= limit, (s, n)))
         if p99_limit is not None:
             s, n = _at(results, sluice, shape, 32), _at(results, "naive", shape, 32)
             ratio = _ratio(s.latency.p99_ms if s else None, n.latency.p99_ms if n else None)

@@ -94,8 +94,18 @@ def test_other_model_targets_and_unmeasured_points() -> None:
     assert checks["batch c=32: Sluice / naive texts/s"].passed is None  # not measured
 
 
+def test_speedups_per_round_pair_the_same_round() -> None:
+    naive = _closed("naive", "chat", 32, 100.0)
+    sluice = _closed("sluice", "chat", 32, 150.0)
+    naive.extra["texts_per_s_runs"], sluice.extra["texts_per_s_runs"] = [80.0, 120.0], [120.0, 180.0]
+    checks = {c.name: c for c in check_targets([naive, sluice], ["chat"], "other")}
+    speedup = checks["chat c=32: Sluice / naive texts/s"]
+    assert speedup.rounds == (1.5, 1.5) and speedup.to_json()["rounds"] == [1.5, 1.5]
+    assert checks["chat: Sluice at saturation / best offline policy"].rounds == ()
+
+
 def test_options_table_gives_each_variant_against_default() -> None:
     rows = options_rows([_closed("sluice", "chat", 8, 200.0, p50=10.0),
                          _closed("sluice[auth]", "chat", 8, 180.0, p50=11.0)])
-    assert rows[2] == "| sluice[auth] | chat | c=8 | 180.0 | 0.900 | 1.100 |"
+    assert rows[2] == "| sluice[auth] | chat | c=8 | 180.0 | 0.900 | - | 1.100 |"
     assert options_rows([_closed("sluice", "chat", 8, 200.0)]) == []
