@@ -39,8 +39,16 @@ class TextModel(TextClassifier):
         return self.run(encoded)
 
 
-def latest_version(model_dir: Path, config: ModelConfig) -> tuple[str, Path]:
-    """The version folder Sluice would serve first (the version policy's newest)."""
+def latest_version(
+    model_dir: Path, config: ModelConfig, version: str | None = None
+) -> tuple[str, Path]:
+    """The version folder Sluice would serve first (the version policy's newest), or
+    ``version``'s folder when one is named (whatever the policy says)."""
+    if version is not None:
+        folder = model_dir / str(version)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{model_dir}: no version folder {version}")
+        return str(version), folder
     numbered = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
     chosen = config.version_policy.select(numbered)
     if not chosen:
@@ -48,8 +56,10 @@ def latest_version(model_dir: Path, config: ModelConfig) -> tuple[str, Path]:
     return str(chosen[0]), model_dir / str(chosen[0])
 
 
-def load_text_model(repository: Path, model: str, threads: int | None = None) -> TextModel:
-    """Load ``model``'s newest version from ``repository`` and warm it up.
+def load_text_model(
+    repository: Path, model: str, threads: int | None = None, version: str | None = None
+) -> TextModel:
+    """Load ``model``'s served version (or ``version``) from ``repository`` and warm it up.
 
     Intra-op threads: the config's when set, else ``threads``, else the CPUs available here.
     """
@@ -60,7 +70,7 @@ def load_text_model(repository: Path, model: str, threads: int | None = None) ->
     config = load_model_config(model_dir / "config.yaml")
     if config.task != "text-classification":
         raise ValueError(f"{model}: the load tests need a text-classification model")
-    version, version_dir = latest_version(model_dir, config)
+    version, version_dir = latest_version(model_dir, config, version)
     spec = engine_spec(config, version_dir, threads or available_cores())
     engine = load_engine(config.engine.backend, spec)
     try:

@@ -35,10 +35,12 @@ def split_url(url: str) -> tuple[str, int]:
 class Connection:
     """One keep-alive connection; reconnects transparently after the server closes it."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, headers: bytes = b"") -> None:
+        """``headers``: extra header lines sent with every request (``b"Name: value\\r\\n"``)."""
         self._host = host
         self._port = port
         self._host_header = f"{host}:{port}".encode()
+        self._extra = headers
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -49,7 +51,8 @@ class Connection:
 
     async def request(self, method: str, path: str, body: bytes = b"") -> Response:
         reader, writer = await self._connect()
-        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (method.encode(), path.encode(), self._host_header)
+        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s" % (
+            method.encode(), path.encode(), self._host_header, self._extra)
         if body or method == "POST":
             head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         writer.write(head + b"\r\n" + body)

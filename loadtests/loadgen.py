@@ -116,7 +116,7 @@ async def closed_loop(
     run = RawRun(window_s=duration_s)
 
     async def worker() -> None:
-        conn = Connection(host, port)
+        conn = Connection(host, port, workload.headers)
         try:
             while time.perf_counter() < window.end:
                 started = time.perf_counter()
@@ -155,7 +155,7 @@ async def open_loop(
     in_flight: set[asyncio.Task[None]] = set()
 
     async def one(scheduled: float) -> None:
-        conn = idle.pop() if idle else Connection(host, port)
+        conn = idle.pop() if idle else Connection(host, port, workload.headers)
         texts, error = await _send(conn, workload, timeout_s)
         window.record(run, scheduled, time.perf_counter(), texts, error)
         idle.append(conn)

@@ -98,6 +98,12 @@ def create_app(model: TextModel) -> FastAPI:
         ]
         return {"model_name": model.name, "model_version": model.version, "predictions": predictions}
 
+    @app.post("/v2/models/{name}/versions/{version}/infer")
+    def infer_version(name: str, version: str, request: InferRequest) -> dict[str, Any]:
+        if version != model.version:
+            raise HTTPException(404, f"model {name!r} has no version {version!r} loaded")
+        return infer(name, request)
+
     @app.post("/v2/models/{name}/infer")
     def infer(name: str, request: InferRequest) -> dict[str, Any]:
         texts = [i for i in request.inputs if i.name == "text"]
@@ -126,13 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="airline-sentiment")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--version", default=None,
+                        help="version folder to serve (default: the one Sluice would serve)")
     parser.add_argument("--threads", type=int, default=0,
                         help="ONNX intra-op threads when the config says 0 (0: available cores)")
     args = parser.parse_args(argv)
 
     import uvicorn
 
-    model = load_text_model(args.model_repository, args.model, args.threads or None)
+    model = load_text_model(args.model_repository, args.model, args.threads or None, args.version)
     try:
         uvicorn.run(create_app(model), host=args.host, port=args.port, loop="uvloop",
                     http="httptools", log_level="warning", access_log=False)

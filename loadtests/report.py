@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.repeats import paired
 from loadtests.stats import RunResult
 
 
@@ -20,10 +21,12 @@ class TargetCheck:
     value: float | None
     limit: str
     passed: bool | None  # None: not measured in this run
+    rounds: tuple[float, ...] = ()  # the same ratio within each repetition, when repeated
 
     def to_json(self) -> dict[str, Any]:
         value = self.value if self.value is not None and math.isfinite(self.value) else None
-        return {"name": self.name, "value": value, "limit": self.limit, "passed": self.passed}
+        return {"name": self.name, "value": value, "limit": self.limit, "passed": self.passed,
+                "rounds": list(self.rounds)}
 
 
 def _fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
@@ -37,13 +40,14 @@ def _pct(value: float | None) -> str:
 
 
 TABLE_HEADER = (
-    "| target | shape | load | texts/s | req/s | p50 ms | p90 ms | p99 ms | errors "
+    "| target | shape | load | texts/s | spread | req/s | p50 ms | p90 ms | p99 ms | errors "
     "| batch | pad waste | gen CPU | srv CPU |"
 )
 
 
 def table_rows(results: Sequence[RunResult], cores: int) -> list[str]:
-    rows = [TABLE_HEADER, "|" + " --- |" * 13]
+    """One row per point; ``spread`` is (max - min) / median of texts/s over the repetitions."""
+    rows = [TABLE_HEADER, "|" + " --- |" * 14]
     for r in results:
         if r.mode == "closed":
             load = f"c={r.concurrency}"
@@ -54,7 +58,7 @@ def table_rows(results: Sequence[RunResult], cores: int) -> list[str]:
         gen = None if r.generator_cpu is None else r.generator_cpu / cores
         srv = None if r.server_cpu is None else r.server_cpu / cores
         rows.append(
-            f"| {r.target} | {r.shape} | {load} | {_fmt(r.texts_per_s)} | "
+            f"| {r.target} | {r.shape} | {load} | {_fmt(r.texts_per_s)} | {_spread(r)} | "
             f"{_fmt(r.requests_per_s)} | {_fmt(r.latency.p50_ms, 2)} | {_fmt(r.latency.p90_ms, 2)} | "
             f"{_fmt(r.latency.p99_ms, 2)} | {r.errors} | {_fmt(r.mean_batch_size)} | "
             f"{_pct(r.padding_waste)} | {_pct(gen)} | {_pct(srv)} |"
@@ -62,11 +66,43 @@ def table_rows(results: Sequence[RunResult], cores: int) -> list[str]:
     return rows
 
 
+def _spread(r: RunResult) -> str:
+    runs = r.extra.get("texts_per_s_runs") or []
+    if len(runs) < 2:
+        return "-"
+    return f"{100.0 * r.extra.get('spread', 0.0):.0f}% ({min(runs):.0f}-{max(runs):.0f})"
+
+
+def options_rows(results: Sequence[RunResult]) -> list[str]:
+    """The cost of each Sluice variant (``sluice[auth]`` ...): its figures over the default's at
+    the same points (texts/s ratio at every concurrency, p50 ratio at the lowest)."""
+    base = {(r.shape, r.concurrency): r for r in results
+            if r.target == "sluice" and r.mode == "closed"}
+    variants = sorted({r.target for r in results if r.target.startswith("sluice[")})
+    if not base or not variants:
+        return []
+    rows = ["| variant | shape | load | texts/s | texts/s vs default | per round | p50 ms vs default |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        if r.target in variants and r.mode == "closed" and (r.shape, r.concurrency) in base:
+            b = base[(r.shape, r.concurrency)]
+            tps = r.texts_per_s / b.texts_per_s if b.texts_per_s else None
+            p50 = r.latency.p50_ms / b.latency.p50_ms if b.latency.p50_ms else None
+            rounds = paired(r, b)
+            span = f"{min(rounds):.3f}-{max(rounds):.3f}" if rounds else "-"
+            rows.append(f"| {r.target} | {r.shape} | c={r.concurrency} | {_fmt(r.texts_per_s)} | "
+                        f"{_fmt(tps, 3)} | {span} | {_fmt(p50, 3)} |")
+    return rows
+
+
 def targets_rows(checks: Sequence[TargetCheck]) -> list[str]:
-    rows = ["| target | measured | limit | verdict |", "| --- | --- | --- | --- |"]
+    """The verdict; ``per round`` gives a ratio's range over the repetitions (each round's
+    figures divided by the same round's: drift between rounds cancels out)."""
+    rows = ["| target | measured | per round | limit | verdict |", "| --- | --- | --- | --- | --- |"]
     for c in checks:
         verdict = "not measured" if c.passed is None else ("pass" if c.passed else "MISS")
-        rows.append(f"| {c.name} | {_fmt(c.value, 3)} | {c.limit} | {verdict} |")
+        rounds = f"{min(c.rounds):.3f}-{max(c.rounds):.3f}" if len(c.rounds) > 1 else "-"
+        rows.append(f"| {c.name} | {_fmt(c.value, 3)} | {rounds} | {c.limit} | {verdict} |")
     return rows
 
 
@@ -108,7 +144,10 @@ def results_section(
         f"- Command: `{meta['command']}`",
         f"- Pinning: {meta['pinning']}",
         f"- Protocol: {meta['protocol']}; {meta['duration_s']} s per point after "
-        f"{meta['warmup_s']} s warm-up",
+        f"{meta['warmup_s']} s warm-up; {meta.get('repeat', 1)} interleaved repetition(s), "
+        "each point the median, spread = (max - min) / median of texts/s",
+        f"- Corpus: {meta.get('texts', '?')} texts; targets profile: {meta.get('profile', '?')}",
+        *([f"- Best offline policy: {meta['best_offline']}"] if meta.get("best_offline") else []),
         *[f"- FAILED target {name}: {why.splitlines()[0] if why else ''}"
           for name, why in meta.get("failures", {}).items()],
         "",
@@ -116,13 +155,19 @@ def results_section(
         "",
         "CPU columns are shares of the whole machine (all cores). `gen CPU` is the load "
         "generator itself, which competes with the server for the same cores. Ceiling rows "
-        "give the median time of one batch call (tokenize + engine) in the p50 column.",
+        "give the median time of one engine call (tokenize + engine) in the p50 column and "
+        "the split as instances x intra-op threads per instance (instances run concurrently).",
         *_error_lines(results),
         "",
         *targets_rows(checks),
         "",
+        *_with_blank(options_rows(results)),
     ]
     return "\n".join(lines)
+
+
+def _with_blank(rows: list[str]) -> list[str]:
+    return [*rows, ""] if rows else []
 
 
 def _error_lines(results: Sequence[RunResult]) -> list[str]:
@@ -133,6 +178,9 @@ def _error_lines(results: Sequence[RunResult]) -> list[str]:
             kinds = ", ".join(f"{k} x{n}" for k, n in sorted(r.error_kinds.items()))
             lines.append(f"- Errors, {r.target} {r.shape} {load}: {kinds}")
     return ["", *lines] if lines else []
+
+
+_EXTRA_COLORS = ("tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 
 
 def plot(results: Sequence[RunResult], path: Path, title: str) -> Path | None:
@@ -154,14 +202,20 @@ def plot(results: Sequence[RunResult], path: Path, title: str) -> Path | None:
     for (target, shape), runs in sorted(series.items()):
         runs = sorted(runs, key=lambda r: r.concurrency)
         xs = [r.concurrency for r in runs]
-        style = dict(linestyle=styles.get(shape, "-"), color=colors.get(target), marker="o")
+        if target not in colors:  # a Sluice variant: a colour of its own for both shapes
+            colors[target] = _EXTRA_COLORS[(len(colors) - 3) % len(_EXTRA_COLORS)]
+        style = dict(linestyle=styles.get(shape, "-"), color=colors[target], marker="o")
         ax_tp.plot(xs, [r.texts_per_s for r in runs], label=f"{target} {shape}", **style)
         ax_p99.plot(xs, [r.latency.p99_ms for r in runs], label=f"{target} {shape}", **style)
+    best: dict[str, RunResult] = {}  # each offline policy at its best split
     for r in results:
         if r.target == "ceiling" and r.mode == "offline":
-            ax_tp.axhline(r.texts_per_s, color=colors["ceiling"],
-                          linestyle=":" if "sorted" in r.shape else "-.",
-                          label=f"ceiling ({r.shape})")
+            if r.shape not in best or r.texts_per_s > best[r.shape].texts_per_s:
+                best[r.shape] = r
+    for policy, r in best.items():
+        ax_tp.axhline(r.texts_per_s, color=colors["ceiling"],
+                      linestyle={"length-sorted": ":", "batch-1": "--"}.get(policy, "-."),
+                      label=f"offline {policy} {r.extra.get('split', '')}")
     ticks = sorted({r.concurrency for r in results if r.mode == "closed"})
     for ax, label in ((ax_tp, "texts/s"), (ax_p99, "p99 latency (ms)")):
         ax.set_xscale("log", base=2)

@@ -83,10 +83,12 @@ def sluice_command(
             "--port", str(port), "--models", model, "--no-build", *extra]
 
 
-def naive_command(repository: Path, model: str, port: int, threads: int) -> list[str]:
+def naive_command(
+    repository: Path, model: str, port: int, threads: int, version: str | None = None
+) -> list[str]:
     return [sys.executable, "-m", "loadtests.naive_server", "--model-repository", str(repository),
             "--model", model, "--host", "127.0.0.1", "--port", str(port),
-            "--threads", str(threads)]
+            "--threads", str(threads), *(["--version", version] if version else [])]
 
 
 def pinned(command: list[str], cpus: str | None) -> list[str]:

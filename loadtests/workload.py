@@ -1,7 +1,9 @@
 """Request bodies for the two request shapes and two protocols, and the check of each answer.
 
 ``classify`` is Sluice's ``/v1/models/{m}/classify`` (the naive server speaks it too);
-``infer`` is the KServe v2 ``/v2/models/{m}/infer`` with a BYTES ``text`` input.
+``infer`` is the KServe v2 ``/v2/models/{m}/infer`` with a BYTES ``text`` input (or
+``/v2/models/{m}/versions/{v}/infer`` when a version is named). ``api_key`` adds an
+``Authorization: Bearer`` header to every request.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class Workload:
         texts: Sequence[str],
         protocol: str = "classify",
         seed: int = 0,
+        version: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
@@ -42,9 +46,13 @@ class Workload:
         self.protocol = protocol
         self._stream = TextStream(texts)
         self._sizes: Iterator[int] = request_sizes(shape, seed)
-        self._path = (
-            f"/v1/models/{model}/classify" if protocol == "classify" else f"/v2/models/{model}/infer"
-        )
+        if protocol == "classify":
+            self._path = f"/v1/models/{model}/classify"
+        elif version is not None:
+            self._path = f"/v2/models/{model}/versions/{version}/infer"
+        else:
+            self._path = f"/v2/models/{model}/infer"
+        self.headers = b"Authorization: Bearer %s\r\n" % api_key.encode() if api_key else b""
 
     def next_request(self) -> PreparedRequest:
         n = next(self._sizes)

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from loadtests.corpus import AIRLINE_HANDLE as AIRLINE
-from loadtests.corpus import TextStream, airline_tweets, request_sizes
+from loadtests.corpus import TextStream, airline_tweets, corpus_for, request_sizes
 from loadtests.workload import Workload, answer_count, encode_body
 
 
@@ -17,6 +17,24 @@ def test_airline_tweets_are_deduplicated_airline_texts_in_a_fixed_order() -> Non
     assert all(AIRLINE.search(t) for t in tweets[:500])
     assert airline_tweets(seed=0) == tweets
     assert airline_tweets(seed=1)[:50] != tweets[:50]
+
+
+def test_each_model_gets_its_own_corpus_from_the_build_loaders() -> None:
+    assert corpus_for("airline-sentiment") == airline_tweets()
+    assert corpus_for("tiny-sentiment") == airline_tweets()  # outside the catalogue
+    home = corpus_for("home-intent")  # home-assistant-intents through pipeline.data
+    assert len(home) > 1000 and len(set(home)) == len(home)
+    assert any(t.startswith("turn on ") for t in home)
+    assert not any(AIRLINE.search(t) for t in home[:200])
+
+
+def test_workload_version_path_and_api_key() -> None:
+    plain = Workload("m", "chat", ["t"], protocol="infer")
+    assert plain.next_request().path == "/v2/models/m/infer" and plain.headers == b""
+    pinned = Workload("m", "chat", ["t"], protocol="infer", version="2", api_key="k1")
+    assert pinned.next_request().path == "/v2/models/m/versions/2/infer"
+    assert pinned.headers == b"Authorization: Bearer k1\r\n"
+    assert Workload("m", "chat", ["t"], version="2").next_request().path == "/v1/models/m/classify"
 
 
 def test_request_sizes() -> None:

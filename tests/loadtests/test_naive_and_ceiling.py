@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from itertools import chain
 from pathlib import Path
 
@@ -10,7 +11,15 @@ import httpx
 import numpy as np
 import pytest
 
-from loadtests.ceiling import arrival_batches, measure_ceiling, sorted_batches
+from loadtests.ceiling import (
+    POLICIES,
+    arrival_batches,
+    measure_ceiling,
+    measure_policies,
+    offline_rows,
+    sorted_batches,
+    splits,
+)
 from loadtests.corpus import airline_tweets
 from loadtests.engine_model import TextModel, load_text_model
 from loadtests.naive_server import create_app
@@ -65,6 +74,15 @@ async def test_infer_speaks_kserve_v2_json(client: httpx.AsyncClient, model: Tex
     assert set(outputs["label"]["data"]) <= set(model.labels)
 
 
+async def test_infer_on_a_version_path_serves_only_the_loaded_version(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": TEXTS[:1]}]}
+    r = await client.post(f"/v2/models/{TINY_MODEL}/versions/1/infer", json=body)
+    assert r.status_code == 200 and r.json()["model_version"] == "1"
+    assert (await client.post(f"/v2/models/{TINY_MODEL}/versions/2/infer", json=body)).status_code == 404
+
+
 async def test_unknown_model_is_404_and_stats_count_engine_calls(client: httpx.AsyncClient) -> None:
     assert (await client.post("/v1/models/nope/classify", json={"inputs": ["x"]})).status_code == 404
     assert (await client.get("/v2/health/ready")).status_code == 200
@@ -89,9 +107,38 @@ def test_batching_helpers(model: TextModel) -> None:
 
 def test_ceiling_figures_on_the_tiny_model(model: TextModel) -> None:
     texts = list(airline_tweets()[:256])
-    c = measure_ceiling(model, texts, batch_size=32, duration_s=60.0, batch1_texts=5)
-    assert c.arrival.texts == c.sorted.texts == 256
-    assert c.arrival.batches == 8
-    assert c.arrival.texts_per_s > 0 and c.batch1_median_ms > 0
+    arrival, grouped, singles = measure_policies([model], texts, batch_size=32, duration_s=60.0,
+                                                 batch1_texts=5)
+    assert [f.policy for f in (arrival, grouped, singles)] == list(POLICIES)
+    assert arrival.texts == grouped.texts == 256
+    assert arrival.batches == 8 and singles.texts == singles.batches == 5
+    assert arrival.texts_per_s > 0 and singles.median_call_ms > 0
     # Sorting inside windows can only remove padding for the same texts and batch size.
-    assert 0 <= c.sorted.padding_waste <= c.arrival.padding_waste
+    assert 0 <= grouped.padding_waste <= arrival.padding_waste
+
+
+def test_splits_divide_the_cores() -> None:
+    assert splits(1) == [(1, 1)]
+    assert splits(2) == [(1, 2), (2, 1)]
+    assert splits(4) == [(1, 4), (2, 2), (4, 1)]
+
+
+def test_ceiling_measures_every_policy_at_every_split(tiny_repository: Path) -> None:
+    loaded: list[int] = []
+
+    def load(threads: int) -> TextModel:
+        loaded.append(threads)
+        return load_text_model(tiny_repository, TINY_MODEL, threads)
+
+    texts = list(airline_tweets()[:128])
+    c = measure_ceiling(load, texts, cores=2, batch_size=32, duration_s=60.0, batch1_texts=8)
+    assert sorted(loaded) == [1, 1, 2]  # one 2-thread instance, then two 1-thread instances
+    assert [(f.policy, f.split) for f in c.figures] == [
+        (p, s) for s in ("1x2", "2x1") for p in POLICIES]
+    for f in c.figures:
+        # Two instances share one sequence of batches: every text once, none twice.
+        assert f.texts == (8 if f.policy == "batch-1" else 128)
+    assert c.best().texts_per_s == max(f.texts_per_s for f in c.figures)
+    rows = offline_rows(asdict(c))
+    assert [(r.shape, r.extra["split"]) for r in rows] == [(f.policy, f.split) for f in c.figures]
+    assert all(r.target == "ceiling" and r.mode == "offline" for r in rows)

@@ -1,0 +1,40 @@
+"""The bench's option variants and the overlay repository that pins a version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from loadtests.engine_model import load_text_model
+from loadtests.variants import prepare, version_repository
+from tests.loadtests.conftest import TINY_MODEL
+
+
+def test_variants(tmp_path: Path) -> None:
+    assert prepare("default", tmp_path).target == "sluice"
+    auth = prepare("auth", tmp_path / "a")
+    assert auth.target == "sluice[auth]" and auth.api_key
+    folder = Path(auth.args[auth.args.index("--api-keys-dir") + 1])
+    assert [p.read_text().strip() for p in folder.iterdir()] == [auth.api_key]
+    assert prepare("access-log", tmp_path).env["SLUICE_ACCESS_LOG"] == "true"
+    assert prepare("no-access-log", tmp_path).env == {"SLUICE_ACCESS_LOG": "false"}
+    with pytest.raises(ValueError):
+        prepare("tls", tmp_path)
+
+
+def test_version_overlay_leaves_the_repository_alone(tiny_repository: Path, tmp_path: Path) -> None:
+    original = (tiny_repository / TINY_MODEL / "config.yaml").read_text()
+    overlay = version_repository(tiny_repository, TINY_MODEL, "1", tmp_path)
+    config = yaml.safe_load((overlay / TINY_MODEL / "config.yaml").read_text())
+    assert config["version_policy"] == {"specific": {"versions": [1]}}
+    assert (overlay / TINY_MODEL / "1").is_symlink()
+    assert (tiny_repository / TINY_MODEL / "config.yaml").read_text() == original
+    model = load_text_model(overlay, TINY_MODEL, threads=1)
+    try:
+        assert model.version == "1"
+    finally:
+        model.close()
+    with pytest.raises(FileNotFoundError):
+        version_repository(tiny_repository, TINY_MODEL, "7", tmp_path / "other")
