@@ -63,19 +63,30 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def null_repository(root: Path) -> Path:
-    """The tiny test model's tokenizer served by the null engine (large batches, long queue)."""
-    from tests.support.tiny_model import make_tiny_repository
+def null_repository(root: Path, source: Path | None) -> Path:
+    """A text model served by the null engine, with ``source``'s tokenizer (a model folder;
+    None: the tiny test model's), large batches and a long queue."""
+    import yaml
 
-    tiny = make_tiny_repository(root / "tiny")
-    repo = root / "null-repo"
-    shutil.copytree(tiny / "tiny-sentiment", repo / NULL_MODEL)
-    config = repo / NULL_MODEL / "config.yaml"
-    text = config.read_text().replace("backend: onnxruntime", f'backend: "{BACKEND}"')
-    text = text.replace("max_batch_size: 8", "max_batch_size: 64")
-    text = text.replace("max_queue_delay_us: 20000", "max_queue_delay_us: 500")
-    config.write_text(text.replace("max_queue_size: 64", "max_queue_size: 4096"))
-    return repo
+    if source is None:
+        from tests.support.tiny_model import make_tiny_repository
+
+        source = make_tiny_repository(root / "tiny") / "tiny-sentiment"
+    versions = sorted((d for d in source.iterdir() if d.name.isdigit()), key=lambda d: int(d.name))
+    config = yaml.safe_load((source / "config.yaml").read_text())
+    folder = root / "null-repo" / NULL_MODEL
+    (folder / "1").mkdir(parents=True)
+    for f in versions[-1].iterdir():
+        if f.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            shutil.copy(f, folder / "1" / f.name)
+    (folder / "config.yaml").write_text(yaml.safe_dump({
+        "task": "text-classification", "labels": config["labels"],
+        "max_length": config.get("max_length", 64),
+        "engine": {"backend": BACKEND,
+                   "options": {"outputs": {"logits": [len(config["labels"])]}}},
+        "batching": {"max_batch_size": 64, "max_queue_delay_us": 500, "max_queue_size": 8192},
+    }))
+    return folder.parent
 
 
 def free_port() -> int:
@@ -195,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="frontends-bench-") as tmp:
         targets: list[tuple[Path, str]] = []
         if not args.no_null:
-            targets.append((null_repository(Path(tmp)), NULL_MODEL))
+            source = args.default_repo / args.model if args.default_repo else None
+            targets.append((null_repository(Path(tmp), source), NULL_MODEL))
         if args.default_repo is not None:
             targets.append((args.default_repo, args.model))
         for repo, model in targets:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from server.cluster.frontend import reuseport_socket
+from server.cluster.sockets import reuseport_socket
 from server.settings import Settings
 
 log = logging.getLogger("sluice.supervisor")
