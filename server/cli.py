@@ -125,10 +125,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
             return 2
     from server.app import create_app
+    from server.cluster.mode import resolve
     from server.http_server import serve
     from server.lifecycle import Lifecycle
-
-    from server.cluster.mode import resolve
 
     frontends = resolve(settings.frontends, settings.device)
     if frontends > 0:

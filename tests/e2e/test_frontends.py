@@ -127,6 +127,7 @@ class Load:
     def __init__(self, url: str, clients: int = 4) -> None:
         self.url = url
         self.outcomes: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(clients)
@@ -140,8 +141,10 @@ class Load:
                 outcome = str(r.status_code)
             except httpx.TimeoutException:
                 outcome = "hung"
-            except httpx.TransportError:
+            except httpx.TransportError as e:
                 outcome = "connection error"
+                with self._lock:
+                    self.errors[type(e).__name__] += 1
                 client.close()
                 client = httpx.Client(base_url=self.url, timeout=10)
             with self._lock:
@@ -168,7 +171,7 @@ def test_a_killed_frontend_fails_only_its_connections_and_is_restarted(
     after = len(cluster.lines)
     lines_after(cluster, after, '"status":200')  # answering again
     outcomes = load.stop()
-    print("front end killed:", dict(outcomes))
+    print("front end killed:", dict(outcomes), dict(load.errors))
     assert set(outcomes) <= {"200", "connection error"}, outcomes
     assert outcomes["200"] > 0
 
