@@ -75,6 +75,8 @@ class EngineServer:
         self._metrics: dict[int, bytes] = {}  # front-end index -> its last metrics text
         self._calls: dict[tuple[bytes, int], asyncio.Task[None]] = {}
         self._was_ready = False
+        self._merged = b""
+        self._merged_at = -1.0
 
     def _alive(self) -> int:
         now = time.monotonic()
@@ -158,10 +160,18 @@ class EngineServer:
                 if metrics:
                     self._metrics[index] = metrics
                 snap = self.snapshot()
-                others = [t for i, t in self._metrics.items() if i != index]
-                snap = dataclasses.replace(snap, metrics=merge(
-                    [self.state.metrics.render(), *others]) if metrics else b"")
+                if metrics:
+                    snap = dataclasses.replace(snap, metrics=self._merged_metrics())
                 await self._send(ident, ("snapshot", self.boot, snap))
+
+    def _merged_metrics(self) -> bytes:
+        """The engine's and every front end's metrics, merged at most once a second (a front
+        end merges its own fresh ones in; the others' are as of their last push)."""
+        now = time.monotonic()
+        if now - self._merged_at >= 1.0:
+            self._merged = merge([self.state.metrics.render(), *self._metrics.values()])
+            self._merged_at = now
+        return self._merged
 
     def close(self) -> None:
         self.sock.close(0)

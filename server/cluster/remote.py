@@ -113,8 +113,9 @@ class RemoteService(InferenceService):
 
 
 class FrontendMetrics(Metrics):
-    """This process's metrics, rendered merged with the engine's and the other front ends'
-    (as of their last beat, at most a second old)."""
+    """Renders every process's metrics summed (the engine merges its own with each front
+    end's, pushed once a second): the same on every front end, up to about 2 s old. Its own
+    alone until the engine has answered."""
 
     client: EngineClient | None = None
 
@@ -122,10 +123,8 @@ class FrontendMetrics(Metrics):
         return super().render()
 
     def render(self) -> bytes:
-        from server.cluster.metrics_merge import merge
-
-        others = self.client.metrics if self.client is not None else b""
-        return merge([self.own(), others]) if others else self.own()
+        merged = self.client.metrics if self.client is not None else b""
+        return merged or self.own()
 
 
 def remote_state(settings: Settings, lifecycle: Lifecycle, index: int,
