@@ -4,5 +4,6 @@ batchers, engines) over ZeroMQ; a supervisor process starts, restarts and stops 
 
 ``messages``: what crosses the boundary; ``engine``: the engine process; ``client`` and
 ``remote``: the front end's side (the service and registry the HTTP layer is built with);
-``frontend``: the front-end process; ``supervisor``: the parent; ``mode``: ``auto``.
+``frontend``: the front-end process (``sockets``: the shared port); ``supervisor``: the parent;
+``metrics_merge``: /metrics summed over processes; ``mode``: ``auto``.
 """
