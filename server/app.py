@@ -63,9 +63,13 @@ def build_state(settings: Settings, lifecycle: Lifecycle | None = None) -> Serve
     )
 
 
-def create_app(settings: Settings | None = None, lifecycle: Lifecycle | None = None) -> SluiceApp:
-    """The app; ``lifecycle`` is shared with the server that moves it (``server.http_server``)."""
-    state = build_state(settings or Settings(), lifecycle)
+def create_app(
+    settings: Settings | None = None, lifecycle: Lifecycle | None = None,
+    state: ServerState | None = None,
+) -> SluiceApp:
+    """The app; ``lifecycle`` is shared with the server that moves it (``server.http_server``).
+    ``state``: one built elsewhere (a front end's, with the remote registry and service)."""
+    state = state or build_state(settings or Settings(), lifecycle)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: SluiceApp) -> AsyncIterator[None]:

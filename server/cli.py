@@ -88,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     overrides: dict[str, object] = {}
     for key in ("model_repository", "host", "port", "metrics_port", "shutdown_delay_s", "log_level",
-                "device", *ACCESS_FLAGS):
+                "device", "frontends", *ACCESS_FLAGS):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.models is not None:
@@ -125,9 +125,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
             return 2
     from server.app import create_app
+    from server.cluster.mode import resolve
     from server.http_server import serve
     from server.lifecycle import Lifecycle
 
+    frontends = resolve(settings.frontends, settings.device)
+    if frontends > 0:
+        from server.cluster.supervisor import run_cluster
+
+        return run_cluster(settings, frontends)
     limit_tokenizer_threads(settings.tokenizer_threads)
 
     lifecycle = Lifecycle(shutdown_delay_s=settings.shutdown_delay_s)
@@ -204,6 +210,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default=None,
                    help="run every model on this device (cpu, cuda, cuda:N), whatever its "
                    "config.yaml says (default: each config's own; SLUICE_DEVICE)")
+    s.add_argument("--frontends", default=None,
+                   help="front-end processes sharing the port, feeding one engine process: "
+                   "N, or auto (CPUs - 1 on a GPU host, else 0); 0 (default): one process")
     s.add_argument("--log-level", default=None, help="debug, info, warning, error")
     add_access_flags(s)
     s.set_defaults(func=cmd_serve)

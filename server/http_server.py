@@ -170,8 +170,12 @@ class SluiceServer(uvicorn.Server):
             await asyncio.wait(closed, timeout=max(0.5, deadline - loop.time()))
 
 
-def serve(app: ASGIApp, settings: Settings, lifecycle: Lifecycle) -> int:
-    """Run the server until a signal has shut it down; the process's exit code."""
+def serve(
+    app: ASGIApp, settings: Settings, lifecycle: Lifecycle,
+    sockets: list[socket.socket] | None = None,
+) -> int:
+    """Run the server until a signal has shut it down; the process's exit code. ``sockets``:
+    listen on these (a front end's ``SO_REUSEPORT`` socket) instead of host and port."""
     metrics = None
     if settings.metrics_port:
         try:
@@ -197,5 +201,5 @@ def serve(app: ASGIApp, settings: Settings, lifecycle: Lifecycle) -> int:
         ssl_keyfile=settings.ssl_keyfile,
     )
     server = SluiceServer(config, lifecycle, metrics=metrics)
-    server.run()
+    server.run(sockets=sockets)
     return 0

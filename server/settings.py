@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=4096, ge=1, le=1_000_000)
     """Open connections plus requests in flight (uvicorn's ``limit_concurrency``); past it new
     requests answer 503 with ``Retry-After`` at once."""
+    frontends: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = 0
+    """Front-end processes (``sluice serve --frontends``). 0: one process, as always. N >= 1:
+    N processes share the port (``SO_REUSEPORT``) and do the HTTP work (parsing, validation,
+    encoding the answers) and one engine process owns the models, the batchers and the engines;
+    a supervisor restarts whichever dies. ``auto``: the CPUs this process may use (the cgroup
+    limit) - 1 when the models run on a GPU (``device`` cuda, or none set and
+    ``/dev/nvidiactl`` present), else 0; 0 too with 2 CPUs or fewer (there the front ends take
+    the engine's cores). ``max_connections`` holds per front end."""
     engine_threads: int = Field(default=0, ge=0, le=256)
     """Intra-op threads per engine instance when a model's config says 0; 0 derives it from the
     CPUs this process may use (``default_threads``: the affinity mask and the cgroup CPU limit)."""
