@@ -122,14 +122,25 @@ def measure_grid(
 
 
 def _run_all(group: Sequence[Engine], batch: dict[str, Any]) -> None:
+    """``batch`` on every engine of ``group`` at once, one thread each; the first error raised."""
     if len(group) == 1:
         group[0].run(batch)
         return
-    threads = [threading.Thread(target=e.run, args=(batch,), daemon=True) for e in group]
+    errors: list[BaseException] = []
+
+    def run(engine: Engine) -> None:
+        try:
+            engine.run(batch)
+        except BaseException as e:  # re-raised on the caller's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(e,), daemon=True) for e in group]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _cell(timed: dict[tuple[int, int], float], size: int, length: int) -> float:

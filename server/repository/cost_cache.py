@@ -1,9 +1,10 @@
 """Where measured cost grids are kept between starts, and what they are keyed by.
 
 A grid is only valid for the same model file on the same engine settings on the same machine,
-so the key hashes all three: the artifact (size, mtime and a SHA-256 of its first MiB; every
-file of a folder artifact), the engine spec that changes speed (backend, device, precision,
-threads, instances, the grid's sizes and lengths) and the machine (CPU model, usable CPUs).
+so the key hashes all three: the artifact (a SHA-256 of its content, every file of a folder
+artifact, not its mtime: a copied model repository still hits), the engine spec that changes
+speed (backend, device, precision, threads, instances, the grid's sizes and lengths) and the
+machine (CPU model, usable CPUs).
 The folder is ``tempfile.gettempdir()/sluice-cost`` (the root file system is read-only in
 the manifests; ``/tmp`` is an emptyDir), one JSON file per key, written atomically. A cache
 that cannot be read or written is logged and ignored: the grid is measured again.
@@ -26,7 +27,7 @@ from server.cpus import available_cpus
 
 log = logging.getLogger("sluice.repository")
 
-HEAD_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 22
 #: Bumped when the grid's meaning changes, so old files are not read as new ones.
 FORMAT = 1
 
@@ -36,10 +37,10 @@ def default_cache_dir() -> Path:
 
 
 def _file_digest(path: Path, digest: Any) -> None:
-    stat = path.stat()
-    digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}:".encode())
+    digest.update(f"{path.name}:{path.stat().st_size}:".encode())
     with path.open("rb") as f:
-        digest.update(f.read(HEAD_BYTES))
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
 
 
 def artifact_digest(artifact: Path) -> str:

@@ -37,6 +37,9 @@ from server.scheduler.latency import BatchEstimate, MeasuredLatency
 
 #: Observed calls between two rebuilds of the dense table.
 REBUILD_EVERY = 32
+#: Rows the dense table holds (larger calls: the last row's cost per row), so a model of
+#: 8192 tokens stays within ~8 MB.
+MAX_TABLE_ROWS = 128
 IndexArray = np.ndarray[Any, np.dtype[np.intp]]
 
 
@@ -70,7 +73,7 @@ class CostModel:
         self._lengths = grid.lengths
         self._cells = np.asarray(grid.seconds, dtype=np.float64)
         self._grid = grid
-        self._max_rows = max(max_rows, 1)
+        self._max_rows = min(max(max_rows, 1), MAX_TABLE_ROWS)
         self._max_width = max(max_width, max(grid.lengths))
         self._decay = decay
         self._lock = threading.Lock()
