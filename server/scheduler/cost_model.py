@@ -11,12 +11,12 @@ with every engine call served (:meth:`CostModel.observe_call`). It is two things
   which texts go together into which engine call, minimizing the predicted time of the batch
   (the texts are given, so that is the time per text).
 
-The grid is interpolated once into a dense table ``cost[rows, width]`` for rows 1..max rows
-and widths 1..max length (linear in rows between grid sizes, linear in width between grid
-lengths, flat below the shortest length), so the cut is table look-ups: sort the texts by
-length; the best cut of a sorted batch into contiguous groups is a dynamic programme
-(``best[j] = min over i of best[i] + cost[j - i, length of text j]``), O(n^2) look-ups for
-n texts (~50 us for 32).
+The grid is made monotone at load (:func:`monotone`) and interpolated into a dense table
+``cost[rows, width]`` for rows 1..max rows and widths 1..max length (linear in rows between
+grid sizes, linear in width between grid lengths, flat below the shortest length), so the
+cut is table look-ups: sort the texts by length; the best cut of a sorted batch into
+contiguous groups is a dynamic programme (``best[j] = min over i of best[i] +
+cost[j - i, length of text j]``), O(n^2) look-ups for n texts (~50 us for 32).
 
 Observed calls move the nearest grid cell towards what was measured (exponentially weighted,
 scaled from the call's shape to the cell's by the model's own ratio); the table is rebuilt
@@ -41,6 +41,14 @@ REBUILD_EVERY = 32
 #: 8192 tokens stays within ~8 MB.
 MAX_TABLE_ROWS = 128
 IndexArray = np.ndarray[Any, np.dtype[np.intp]]
+
+
+def monotone(seconds: np.ndarray) -> np.ndarray:
+    """Each cell at most any cell of more rows and more tokens: a larger call is never cheaper,
+    so a smaller one timed slower than a larger one was slowed by something else (a busy
+    machine) and takes the larger one's figure."""
+    reverse = seconds[::-1, ::-1]
+    return np.minimum.accumulate(np.minimum.accumulate(reverse, axis=0), axis=1)[::-1, ::-1]
 
 
 def dense_table(grid: CostGrid, max_rows: int, max_width: int) -> np.ndarray:
@@ -71,14 +79,14 @@ class CostModel:
             raise ValueError("cost grid has unmeasured cells")
         self._sizes = grid.sizes
         self._lengths = grid.lengths
-        self._cells = np.asarray(grid.seconds, dtype=np.float64)
+        self._cells = monotone(np.asarray(grid.seconds, dtype=np.float64))
         self._grid = grid
         self._max_rows = min(max(max_rows, 1), MAX_TABLE_ROWS)
         self._max_width = max(max_width, max(grid.lengths))
         self._decay = decay
         self._lock = threading.Lock()
         self._pending = 0
-        self._table = dense_table(grid, self._max_rows, self._max_width)
+        self._table = dense_table(self._as_grid(), self._max_rows, self._max_width)
         self._prepare = MeasuredLatency()
 
     @property
@@ -162,9 +170,12 @@ class CostModel:
             if self._pending < REBUILD_EVERY:
                 return
             self._pending = 0
-            cells = tuple(tuple(float(x) for x in row) for row in self._cells)
-        grid = CostGrid(self._sizes, self._lengths, cells)
+            grid = self._as_grid()
         self._table = dense_table(grid, self._max_rows, self._max_width)
+
+    def _as_grid(self) -> CostGrid:
+        return CostGrid(self._sizes, self._lengths,
+                        tuple(tuple(float(x) for x in row) for row in self._cells))
 
     def throughput(self, width: int) -> float:
         """Texts per second of one instance at saturation, for texts of ``width`` tokens."""

@@ -106,3 +106,14 @@ def test_admission_drains_the_queue_at_the_cost_models_speed() -> None:
     policy = BatchPolicy(max_batch_size=32)
     drain = drain_s(model, policy, items=64, tokens=64 * 16, backlog_s=0.0)
     assert drain == pytest.approx(2 * (per_call + per_token * 32 * 16), rel=0.05)
+
+
+def test_a_cell_slowed_by_a_busy_machine_takes_its_larger_neighbours_figure() -> None:
+    cost = overhead_and_tokens(1 * MS, 0.01 * MS)
+    grid = timed_grid(cost)
+    seconds = [list(row) for row in grid.seconds]
+    seconds[1][1] = 1.0  # 2 rows x 13 tokens "took" a second
+    noisy = CostGrid(grid.sizes, grid.lengths, tuple(tuple(r) for r in seconds))
+    model = CostModel(noisy, 32, 64)
+    assert model.call_s(2, LENGTHS[1]) == pytest.approx(cost(2, LENGTHS[2]))  # the next larger
+    assert model.call_s(32, 64) == pytest.approx(cost(32, 64))
