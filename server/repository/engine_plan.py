@@ -9,13 +9,16 @@ saturation: ``instances x max over batch sizes b of b / cost(b, reference width)
 reference width being half of ``max_length`` (at least 8 tokens). The winner's engines are
 kept and serve; the others are closed.
 
-The config pins a choice: ``engine.instance_count`` (when written in config.yaml) and
-``engine.threads`` (> 0) leave only the splits that match; a GPU device, or a model that is
-not a tokenized-text model, is not split. Grids come from :class:`GridCache` when a start on
-the same model, engine settings and machine measured them before. The whole planning runs
-within ``budget_s`` (the ``cost_grid_budget_s`` setting): loading and timing the candidates
-counts; a candidate that finds no time left is not measured, and a model without any grid
-runs as before (the config's instance count, :class:`MeasuredLatency`, ``sub_batch_tokens``).
+The config pins the split when it writes ``engine.instance_count`` or ``engine.threads`` (> 0):
+then that split (``threads`` 0: the cores shared between the instances) is the only one, still
+measured for the cost model; a GPU device, or a model that is not a tokenized-text model, is
+not split either. Without a grid the config's split is used, as before.
+
+Grids come from :class:`GridCache` when a start on the same model, engine settings and
+machine measured them before. The whole planning runs within ``budget_s`` (the
+``cost_grid_budget_s`` setting): loading and timing the candidates counts; a candidate that
+finds no time left is not measured, and a model without any grid runs as before (the
+config's split, :class:`MeasuredLatency`, ``sub_batch_tokens``).
 """
 
 from __future__ import annotations
@@ -75,15 +78,17 @@ def reference_width(max_length: int) -> int:
     return max(min(8, max_length), max_length // 2)
 
 
+def configured(config: ModelConfig, cores: int) -> Split:
+    """The split the config gives: ``instance_count`` instances, ``threads`` or a share of the cores."""
+    count = config.engine.instance_count
+    return Split(count, config.engine.threads or max(1, cores // count))
+
+
 def candidate_splits(config: ModelConfig, cores: int) -> list[Split]:
     """The splits worth measuring, the config's pins applied."""
     e = config.engine
-    pinned_count = "instance_count" in e.model_fields_set
-    if pinned_count or e.device != "cpu":
-        count = e.instance_count
-        return [Split(count, e.threads or max(1, cores // count))]
-    if e.threads > 0:
-        return [Split(max(1, cores // e.threads), e.threads)]
+    if "instance_count" in e.model_fields_set or e.threads > 0 or e.device != "cpu":
+        return [configured(config, cores)]
     return [Split(i, cores // i) for i in range(1, min(cores, MAX_CANDIDATE_INSTANCES) + 1)
             if cores % i == 0]
 
@@ -102,8 +107,7 @@ def plan_engines(
     candidates = candidate_splits(config, cores)
     text = spec.max_length > 0 and config.task == "text-classification"
     if budget_s <= 0 or not text:
-        only = candidates[0] if len(candidates) == 1 else Split(config.engine.instance_count,
-                                                                 spec.threads)
+        only = configured(config, cores)
         return EnginePlan(only.instances, only.threads, None, [], "no cost grid (budget 0 or not text)")
     sizes = grid_sizes(config.batching.max_batch_size)
     lengths = grid_lengths(config.max_length)
@@ -146,8 +150,7 @@ def plan_engines(
             _close(split.engines)
         raise
     if best is None:
-        fallback = candidates[0] if len(candidates) == 1 else Split(config.engine.instance_count,
-                                                                     spec.threads)
+        fallback = configured(config, cores)
         return EnginePlan(fallback.instances, fallback.threads, None, [],
                           "no cost grid (no time left in cost_grid_budget_s)", tuple(candidates))
     figures = ", ".join(

@@ -84,9 +84,11 @@ def test_a_pinned_split_is_not_searched(tmp_path: Path) -> None:
     rig = Rig(tmp_path, call_overhead)
     plan = rig.plan(config(instance_count=1))
     assert (plan.instances, plan.threads) == (1, 2) and len(plan.candidates) == 1
-    plan = Rig(tmp_path / "t", call_overhead).plan(config(threads=2))
-    assert (plan.instances, plan.threads) == (1, 2)
+    plan = Rig(tmp_path / "t", call_overhead).plan(config(threads=1))
+    assert (plan.instances, plan.threads) == (1, 1)  # threads pinned: the config's one instance
     assert plan.grid is not None  # still measured: it cuts the batches
+    plan = Rig(tmp_path / "n", call_overhead).plan(config(threads=1), budget_s=0.0)
+    assert (plan.instances, plan.threads) == (1, 1)
 
 
 def test_a_second_start_reads_the_grids_and_measures_nothing(tmp_path: Path) -> None:
