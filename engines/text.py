@@ -17,14 +17,15 @@ serves it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from engines.base import Engine
-from engines.length_batching import sub_batches
+from engines.length_batching import IndexArray, sub_batches
 from engines.scores import label_names, softmax, top_k
 from engines.tokenization import EncodedBatch, TextEncoder
 
@@ -73,6 +74,19 @@ class Classification:
         return label_names(top_k(self.probabilities, 1)[0], names)
 
 
+class CallCutter(Protocol):
+    """Decides how a batch is cut into engine calls, and learns what each call cost.
+
+    ``cut(lengths)``: ``(row indices, padded width)`` per engine call, every row once (the
+    server's cost model, ``server.scheduler.cost_model.CostModel``); ``observe_call(rows,
+    width, seconds)``: one call as it ran (called on the engine's thread).
+    """
+
+    def cut(self, lengths: np.ndarray) -> list[tuple[IndexArray, int]]: ...
+
+    def observe_call(self, rows: int, width: int, seconds: float) -> None: ...
+
+
 def logits_output(engine: Engine) -> str:
     """The engine output that holds the logits: ``logits``, else the only output."""
     names = [spec.name for spec in engine.outputs]
@@ -87,7 +101,8 @@ class TextRuntime:
     """Encodes texts for, and scores them with, engines of one text-classification model.
 
     Holds no engine: the server runs one runtime over several engine instances.
-    ``sub_batch_tokens`` > 0 cuts each batch into calls of at most that many padded tokens.
+    ``sub_batch_tokens`` > 0 cuts each batch into calls of at most that many padded tokens;
+    else ``cutter`` (when set) cuts it and is told what each call cost; else one call.
     """
 
     def __init__(
@@ -96,11 +111,13 @@ class TextRuntime:
         input_names: Sequence[str],
         output_name: str = "logits",
         sub_batch_tokens: int = 0,
+        cutter: CallCutter | None = None,
     ) -> None:
         self.encoder = encoder
         self.input_names = tuple(input_names)
         self.output_name = output_name
         self.sub_batch_tokens = sub_batch_tokens
+        self.cutter = cutter
 
     @classmethod
     def for_engine(
@@ -119,7 +136,10 @@ class TextRuntime:
         """Stage one: tokenize ``texts`` (one batch padded to its longest) into engine calls."""
         encoded = self.encoder.encode(texts)
         feeds = self.feeds(encoded)
-        calls = sub_batches(encoded.lengths, self.sub_batch_tokens)
+        if self.cutter is not None and self.sub_batch_tokens <= 0 and len(encoded.lengths) > 1:
+            calls = self.cutter.cut(encoded.lengths)
+        else:
+            calls = sub_batches(encoded.lengths, self.sub_batch_tokens)
         if len(calls) == 1:
             return EncodedTexts((EngineCall(feeds),), encoded.lengths, encoded.real_tokens,
                                 encoded.padded_tokens)
@@ -133,10 +153,9 @@ class TextRuntime:
         """The engine's logits for every text, in text order (each call's rows checked)."""
         total = len(encoded)
         if len(encoded.calls) == 1 and encoded.calls[0].rows is None:
-            logits = np.asarray(engine.run(encoded.calls[0].feeds)[self.output_name])
+            logits = self._call(engine, encoded.calls[0])
         else:
-            parts = [(c.rows, np.asarray(engine.run(c.feeds)[self.output_name]))
-                     for c in encoded.calls]
+            parts = [(c.rows, self._call(engine, c)) for c in encoded.calls]
             logits = np.empty((total, parts[0][1].shape[1]), dtype=parts[0][1].dtype)
             for rows, part in parts:
                 assert rows is not None
@@ -146,6 +165,16 @@ class TextRuntime:
         if logits.shape[0] != total:
             raise RuntimeError(f"engine returned {logits.shape[0]} rows for {total} texts")
         return logits
+
+    def _call(self, engine: Engine, call: EngineCall) -> np.ndarray:
+        """One engine call's logits; timed for the cutter when there is one."""
+        if self.cutter is None:
+            return np.asarray(engine.run(call.feeds)[self.output_name])
+        started = time.perf_counter()
+        out = np.asarray(engine.run(call.feeds)[self.output_name])
+        rows, width = next(iter(call.feeds.values())).shape[:2]
+        self.cutter.observe_call(int(rows), int(width), time.perf_counter() - started)
+        return out
 
     def run(self, engine: Engine, encoded: EncodedTexts) -> Classification:
         """Stage two: run ``encoded`` on ``engine`` and turn the logits into probabilities."""

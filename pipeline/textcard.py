@@ -122,14 +122,14 @@ def text_config(
         "max_inputs_per_request": 64,
         "engine": {"backend": "onnxruntime", "device": "cpu", "precision": VARIANTS[default][1]},
         # CPU serving: no queue delay (a batch forms from what queued while the engine was
-        # busy; waiting only adds latency when compute grows with batch size), and formed
-        # batches run as length-sorted sub-batches of 256 tokens to cut padding (loadtests/RESULTS.md).
+        # busy; waiting only adds latency when compute grows with batch size). How a formed
+        # batch is cut into engine calls, and the instance/thread split, are left to the
+        # server's measured cost model (no sub_batch_tokens or instance_count pinned here).
         "batching": {
             "max_batch_size": 32,
             "max_queue_delay_us": 0,
             "max_batch_tokens": 4096,
             "max_queue_size": 8192,
-            "sub_batch_tokens": 256,
         },
         "version_policy": {"specific": {"versions": [default]}},
     }

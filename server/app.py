@@ -55,6 +55,7 @@ def build_state(settings: Settings, lifecycle: Lifecycle | None = None) -> Serve
         engine_plugins=settings.engine_plugin_prefixes,
         watchdog=WatchdogLimits(call_timeout_s=settings.engine_call_timeout_s,
                                 max_stuck_calls=settings.max_stuck_calls),
+        cost_budget_s=settings.cost_grid_budget_s,
     )
     return ServerState(
         settings=settings, metrics=metrics, executor=executor, registry=registry,

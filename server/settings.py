@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     """The watchdog's limit on one engine call (one batch); past it the batch answers 504 and the
     instance is replaced. 0 derives it per batch from the measured latency: max(30 s, 10 x the
     batch's expected compute)."""
+    cost_grid_budget_s: float = Field(default=20.0, ge=0.0, le=600.0)
+    """Seconds one text model's load may spend timing its engine over a grid of batch sizes x
+    padded lengths (for each candidate split of the cores into instances x threads), the cost
+    model that then cuts batches, picks the split and drives admission and the watchdog. Grids
+    are cached in ``$TMPDIR/sluice-cost`` (keyed by model file, engine settings and machine), so
+    a restart reads them instead. 0: no cost model (the config's ``instance_count`` and
+    ``sub_batch_tokens``, and a latency line fitted to the warm-up batches)."""
     max_stuck_calls: int = Field(default=2, ge=1, le=64)
     """Engine calls abandoned by the watchdog (still running in their threads: a running ONNX
     Runtime call cannot be cancelled) at which a model goes UNAVAILABLE (readiness 503) until

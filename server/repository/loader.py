@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,12 @@ from server.inference.tensor import TensorHandler
 from server.inference.text import TextClassificationHandler
 from server.metrics import Metrics, ModelObserver
 from server.repository.config import ModelConfig, load_model_config
+from server.repository.cost_cache import GridCache
+from server.repository.engine_plan import plan_engines
 from server.repository.instances import EngineSlot
 from server.scheduler import Batcher, BatchPolicy
-from server.scheduler.latency import MeasuredLatency
+from server.scheduler.cost_model import CostModel
+from server.scheduler.latency import LatencyModel, MeasuredLatency
 from server.scheduler.watchdog import WatchdogLimits
 
 log = logging.getLogger("sluice.repository")
@@ -170,14 +173,35 @@ def _tensor_specs(config: ModelConfig, engine: Engine) -> tuple[tuple[TensorSpec
     return ins or tuple(engine.inputs), outs or tuple(engine.outputs)
 
 
+@dataclass
+class _Built:
+    engines: list[Engine]
+    handler: Any
+    replace_instance: Callable[[int], None]
+    config: ModelConfig
+    """The config as served: ``engine.instance_count`` and ``threads`` as the plan chose them."""
+    cost: CostModel | None
+    plan: str
+
+
 def _build_blocking(
     name: str, version: int, config: ModelConfig, version_dir: Path, threads: int,
-    plugins: Sequence[str] = (),
-) -> tuple[list[Engine], Any, Callable[[int], None]]:
-    per_instance = max(1, threads // config.engine.instance_count)
-    spec = engine_spec(config, version_dir, per_instance)
+    plugins: Sequence[str] = (), cost_budget_s: float = 0.0, cache: GridCache | None = None,
+) -> _Built:
+    base = engine_spec(config, version_dir, max(1, threads // config.engine.instance_count))
+
+    def factory(spec: EngineSpec) -> Engine:
+        return load_engine(config.engine.backend, spec, plugins)
+
+    plan = plan_engines(config, base, threads, factory, budget_s=cost_budget_s,
+                        cache=cache or GridCache())
+    spec = replace(base, threads=plan.threads)
+    config = config.model_copy(update={"engine": config.engine.model_copy(
+        update={"instance_count": plan.instances, "threads": plan.threads})})
     engines: list[Engine] = []
     slots: list[EngineSlot] = []
+    cost = (CostModel(plan.grid, config.batching.max_batch_size, config.max_length)
+            if plan.grid is not None else None)
 
     def replace_instance(instance: int) -> None:
         """Load, warm and swap in a fresh engine for ``instance`` (the watchdog's stuck one)."""
@@ -189,9 +213,11 @@ def _build_blocking(
             raise
         slots[instance].swap(fresh)
 
+    measured = list(plan.engines)
     try:
-        for _ in range(config.engine.instance_count):
-            slots.append(EngineSlot(load_engine(config.engine.backend, spec, plugins)))
+        for _ in range(plan.instances):
+            engine = measured.pop(0) if measured else load_engine(config.engine.backend, spec, plugins)
+            slots.append(EngineSlot(engine))
             engines.append(slots[-1])
         handler: Any
         if config.task == "text-classification":
@@ -203,14 +229,16 @@ def _build_blocking(
             handler = TextClassificationHandler(
                 encoder, engines, len(config.labels), config.batching.sub_batch_tokens
             )
+            if cost is not None:  # the cost model cuts the batches the config does not pin
+                handler._runtime.cutter = cost
         else:
             _check_tensor_config(config, engines[0], version_dir)
             handler = TensorHandler(engines)
-        for engine in engines:
+        for engine in engines[len(plan.engines):]:
             engine.warmup()
-        return engines, handler, replace_instance
+        return _Built(engines, handler, replace_instance, config, cost, plan.reason)
     except BaseException:
-        for engine in engines:
+        for engine in engines + measured:
             engine.close()
         raise
 
@@ -226,43 +254,55 @@ async def load_version(
     response_cache_size: int = 0,
     plugins: Sequence[str] = (),
     watchdog: WatchdogLimits | None = None,
+    cost_budget_s: float = 0.0,
+    cost_cache: GridCache | None = None,
 ) -> ModelVersion:
     """Build the engines and batcher of one version and start serving it.
 
     ``plugins``: the ``engine_plugins`` setting (which plugin engines may load); ``watchdog``:
-    engine call limits (None: the defaults of :class:`WatchdogLimits`).
+    engine call limits (None: the defaults of :class:`WatchdogLimits`); ``cost_budget_s``: the
+    ``cost_grid_budget_s`` setting (0: no cost model); ``cost_cache``: where grids are kept.
     """
     name = folder.name
     version_dir = folder / str(version)
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
     try:
-        engines, handler, replace_instance = await loop.run_in_executor(
-            None, _build_blocking, name, version, config, version_dir, threads, plugins
+        built = await loop.run_in_executor(
+            None, _build_blocking, name, version, config, version_dir, threads, plugins,
+            cost_budget_s, cost_cache,
         )
     except EngineError as e:
         raise ConfigError(f"{version_dir}: engine {config.engine.backend}: {e}") from e
-    try:  # the latency model's first figures: warm batches of the warm-up shapes
-        warm = await loop.run_in_executor(
-            None, timed_warmup, engines[0], config.batching.max_batch_size, config.max_length
-        )
-    except Exception:
-        for engine in engines:
-            engine.close()
-        raise
+    engines, config = built.engines, built.config
+    latency: LatencyModel
+    if built.cost is not None:
+        latency = built.cost
+    else:
+        try:  # the latency model's first figures: warm batches of the warm-up shapes
+            warm = await loop.run_in_executor(
+                None, timed_warmup, engines[0], config.batching.max_batch_size, config.max_length
+            )
+        except Exception:
+            for engine in engines:
+                engine.close()
+            raise
+        latency = MeasuredLatency.from_warmup(warm)
     observer = metrics.observer(name, str(version))
     policy = BatchPolicy.from_config(config.batching, config.engine.instance_count)
     batcher: Batcher[Any, Any] = Batcher(
-        handler, policy, name=f"{name}/{version}", observer=observer, executor=executor,
-        latency=MeasuredLatency.from_warmup(warm), watchdog=watchdog or WatchdogLimits(),
-        replace_instance=replace_instance,
+        built.handler, policy, name=f"{name}/{version}", observer=observer, executor=executor,
+        latency=latency, watchdog=watchdog or WatchdogLimits(),
+        replace_instance=built.replace_instance,
     )
     await batcher.start()
     inputs, outputs = _tensor_specs(config, engines[0])
     elapsed = time.perf_counter() - started
     observer.load_duration.set(elapsed)
     observer.ready.set(1)
-    log.info("loaded %s version %d (%s) in %.2fs", name, version, config.engine.backend, elapsed)
+    log.info("loaded %s version %d (%s) in %.2fs: %d instance(s) x %d thread(s), %s", name, version,
+             config.engine.backend, elapsed, config.engine.instance_count, config.engine.threads,
+             built.plan)
     return ModelVersion(
         name=name, version=version, config=config, path=version_dir, inputs=inputs,
         outputs=outputs, batcher=batcher, engines=engines, observer=observer,

@@ -68,6 +68,7 @@ class ModelRegistry:
         device: str = "",
         engine_plugins: Sequence[str] = (),
         watchdog: WatchdogLimits | None = None,
+        cost_budget_s: float = 0.0,
     ) -> None:
         self.repository = repository
         self._metrics = metrics
@@ -78,6 +79,7 @@ class ModelRegistry:
         self._response_cache_size = response_cache_size
         self._device = device
         self._engine_plugins = tuple(engine_plugins)
+        self._cost_budget_s = cost_budget_s
         self._watchdog = watchdog
         self._entries: dict[str, ModelEntry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -183,6 +185,7 @@ class ModelRegistry:
                             executor=self._executor, threads=self._threads,
                             response_cache_size=self._response_cache_size,
                             plugins=self._engine_plugins, watchdog=self._watchdog,
+                            cost_budget_s=self._cost_budget_s,
                         )
                         for v in wanted
                     ),

@@ -13,7 +13,7 @@ flight sets ``gate`` and waits on ``entered``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +36,27 @@ def fake_logits(inputs: Mapping[str, np.ndarray], num_labels: int = 3) -> np.nda
     return out
 
 
+class ParallelClock:
+    """A fake timer for cost-grid tests: engine calls advance it by their cost, and calls made
+    between two readings overlap (the reading advances by the longest, not the sum), as
+    instances on their own cores do."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._pending = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.now += self._pending
+            self._pending = 0.0
+            return self.now
+
+    def spend(self, seconds: float) -> None:
+        with self._lock:
+            self._pending = max(self._pending, seconds)
+
+
 @dataclass
 class FakeEngine:
     """Implements :class:`engines.base.Engine` without a model."""
@@ -54,6 +75,9 @@ class FakeEngine:
     """Set whenever ``run`` is entered; a test may clear it between batches."""
     warmups: int = 0
     closed: bool = False
+    cost: Callable[[int, int], float] | None = None
+    """Seconds a call of (rows, padded width) costs on ``clock`` (cost-model tests)."""
+    clock: ParallelClock | None = None
 
     @property
     def inputs(self) -> Sequence[TensorSpec]:
@@ -70,6 +94,9 @@ class FakeEngine:
             self.gate.wait()
         if self.fail_with is not None:
             raise self.fail_with
+        if self.cost is not None and self.clock is not None:
+            ids = np.asarray(inputs["input_ids"])
+            self.clock.spend(self.cost(int(ids.shape[0]), int(ids.shape[1])))
         logits = fake_logits(inputs, self.num_labels)
         if self.wrong_count:
             logits = logits[:-1]
