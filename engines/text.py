@@ -121,11 +121,12 @@ class TextRuntime:
 
     @classmethod
     def for_engine(
-        cls, encoder: TextEncoder, engine: Engine, sub_batch_tokens: int = 0
+        cls, encoder: TextEncoder, engine: Engine, sub_batch_tokens: int = 0,
+        cutter: CallCutter | None = None,
     ) -> TextRuntime:
         """A runtime feeding ``engine``'s declared inputs and reading its logits output."""
         names = [spec.name for spec in engine.inputs]
-        return cls(encoder, names, logits_output(engine), sub_batch_tokens)
+        return cls(encoder, names, logits_output(engine), sub_batch_tokens, cutter)
 
     def feeds(self, encoded: EncodedBatch) -> dict[str, np.ndarray]:
         """The arrays of ``encoded`` the engine declares (others, like token types, dropped)."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engines.base import Engine
-from engines.text import TextRuntime
+from engines.text import CallCutter, TextRuntime
 from engines.tokenization import TextEncoder
 from server.errors import InvalidInput
 from server.scheduler import PreparedBatch
@@ -54,10 +54,13 @@ class TextClassificationHandler:
         engines: Sequence[Engine],
         num_labels: int,
         sub_batch_tokens: int = 0,
+        cutter: CallCutter | None = None,
     ) -> None:
+        """``cutter``: the cost model that cuts batches into engine calls (unless
+        ``sub_batch_tokens`` pins the cut)."""
         if not engines:
             raise ValueError("at least one engine instance is needed")
-        self._runtime = TextRuntime.for_engine(encoder, engines[0], sub_batch_tokens)
+        self._runtime = TextRuntime.for_engine(encoder, engines[0], sub_batch_tokens, cutter)
         self._engines = list(engines)
 
     def prepare(self, payloads: Sequence[TextPayload]) -> PreparedBatch:

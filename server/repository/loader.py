@@ -226,11 +226,10 @@ def _build_blocking(
             if not (version_dir / "tokenizer.json").is_file():
                 raise ConfigError(f"{version_dir}: tokenizer.json missing (text-classification)")
             encoder = TextEncoder.from_dir(version_dir, config.max_length)
+            # the cost model (when there is one) cuts the batches the config does not pin
             handler = TextClassificationHandler(
-                encoder, engines, len(config.labels), config.batching.sub_batch_tokens
+                encoder, engines, len(config.labels), config.batching.sub_batch_tokens, cost
             )
-            if cost is not None:  # the cost model cuts the batches the config does not pin
-                handler._runtime.cutter = cost
         else:
             _check_tensor_config(config, engines[0], version_dir)
             handler = TensorHandler(engines)
