@@ -158,7 +158,8 @@ def run_server_target(plan: Plan, target: str, variant: Variant | None = None) -
     if target == "naive":
         command = servers.naive_command(a.model_repository, a.model, port, plan.threads, a.version)
     else:
-        command = servers.sluice_command(plan.repository or a.model_repository, a.model, port,
+        served = variant.repository or plan.repository or a.model_repository
+        command = servers.sluice_command(served, a.model, port,
                                          [*a.sluice_arg, *variant.args])
     command = servers.pinned(command, a.server_cpus)
     with servers.serve(name, command, port, env, a.ready_timeout) as server:
@@ -177,7 +178,8 @@ def measure_rounds(plan: Plan, meta: dict[str, Any]) -> tuple[list[RunResult], d
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
         if a.version:
             plan.repository = version_repository(a.model_repository, a.model, a.version, Path(tmp))
-        prepared = {u: prepare(v, Path(tmp) / v) for u, v in variants.items()}
+        served = plan.repository or a.model_repository
+        prepared = {u: prepare(v, Path(tmp) / v, served, a.model) for u, v in variants.items()}
         for i in range(a.repeat):
             for unit in round_order(units, i):
                 if unit in failures:

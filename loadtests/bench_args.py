@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Sluice variants, one target each: default (as configured), auth "
                    "(an API key, every request sending it), access-log (SLUICE_ACCESS_LOG=true, "
                    "--log-level info), no-access-log (SLUICE_ACCESS_LOG=false: the server's "
-                   "default has the access log on, so this variant gives its cost); the report "
+                   "default has the access log on, so this variant gives its cost), fixed-cut (no cost "
+                   "model, the hand-tuned sub_batch_tokens 256 pinned: what the cost model buys); "
+                   "the report "
                    "gives each one's ratio to default (default: default)")
     p.add_argument("--repeat", type=int, default=1,
                    help="rounds of the whole target set, interleaved (order reversed every "

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from loadtests.engine_model import load_text_model
-from loadtests.variants import prepare, version_repository
+from loadtests.variants import FIXED_SUB_BATCH_TOKENS, prepare, version_repository
 from tests.loadtests.conftest import TINY_MODEL
 
 
@@ -38,3 +38,17 @@ def test_version_overlay_leaves_the_repository_alone(tiny_repository: Path, tmp_
         model.close()
     with pytest.raises(FileNotFoundError):
         version_repository(tiny_repository, TINY_MODEL, "7", tmp_path / "other")
+
+
+def test_fixed_cut_pins_the_hand_tuned_cut_on_an_overlay(tiny_repository: Path, tmp_path: Path) -> None:
+    original = (tiny_repository / TINY_MODEL / "config.yaml").read_text()
+    pinned = version_repository(tiny_repository, TINY_MODEL, "1", tmp_path / "v")
+    fixed = prepare("fixed-cut", tmp_path / "f", pinned, TINY_MODEL)
+    assert fixed.target == "sluice[fixed-cut]"
+    assert fixed.env == {"SLUICE_COST_GRID_BUDGET_S": "0"} and fixed.repository is not None
+    config = yaml.safe_load((fixed.repository / TINY_MODEL / "config.yaml").read_text())
+    assert config["batching"]["sub_batch_tokens"] == FIXED_SUB_BATCH_TOKENS
+    assert config["version_policy"] == {"specific": {"versions": [1]}}  # the version pin kept
+    assert (tiny_repository / TINY_MODEL / "config.yaml").read_text() == original
+    with pytest.raises(ValueError):
+        prepare("fixed-cut", tmp_path / "g")
