@@ -232,6 +232,8 @@ def _try_static(
             len(dataset.labels),
             teacher_preds,
             latency_texts=settings.eval_latency_texts,
+            drift_texts=settings.drift_texts,
+            drift_rounds=settings.drift_rounds,
         )
     except Exception as e:  # the static path is an experiment; its failure is reported, not fatal
         log.warning("static int8 failed: %s", e)
