@@ -76,14 +76,16 @@ def _pct(x: float) -> str:
 def render_markdown(card: dict[str, Any]) -> str:
     """The card as Markdown: the variant table first, then data, choice and rebuild steps."""
     rows = [
-        "| version | variant | precision | accuracy | macro-F1 | agrees with teacher | size (MB) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| version | variant | precision | accuracy | macro-F1 | agrees with teacher | batch drift max / p99 "
+        "| size (MB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for v in card["variants"]:
         m = v["metrics"]
         rows.append(
             f"| {v['version']} | {v['name']} | {v['precision']} | {_pct(m['accuracy'])} "
-            f"| {m['macro_f1']:.3f} | {_pct(m['agreement_with_teacher'])} | {m['size_mb']:.1f} |"
+            f"| {m['macro_f1']:.3f} | {_pct(m['agreement_with_teacher'])} | {_drift(m)} "
+            f"| {m['size_mb']:.1f} |"
         )
     data = card["data"]
     targets = "\n".join(f"- {t['target']}: **{t['result']}** ({t['detail']})" for t in card["targets"])
@@ -102,6 +104,17 @@ Labels (logit order): {", ".join(f"`{x}`" for x in card["labels"])}. Served by d
 Quality is measured through the serving code (the server's engine and its text runtime,
 `engines/text.py`: same tokenizer, softmax and top-1), so it is the accuracy of `sluice serve`'s answers.
 ONNX Runtime {card["environment"]["onnxruntime"]}; batches padded to their own longest text.
+
+Batch drift: whether an answer depends on what it is batched with. For each of
+{_drift_sample(card)} test texts, the largest change of any class probability against the
+same text run alone, over {card["settings"].get("drift_rounds", "?")} random batch mixes
+(random batch-mates, batch sizes 1 to 32, engine calls split at random `sub_batch_tokens`
+budgets), through the serving code; the column gives its maximum and 99th percentile over the
+texts (pipeline/invariance.py). Dynamic int8 (`int8`) computes its activation scales per
+tensor, that is over the whole batch and its padding, so its answers move with their
+batch-mates; `int8-fixed` is the same graph with activation scales calibrated once on
+{card["settings"]["calibration_texts"]} validation texts (pipeline/fixed_scales.py); fp32 and
+fp16 quantize nothing, so they drift by float rounding at most.
 
 Speed depends on the machine, so it is not in this card: every build writes its machine's CPU
 latency (batch 1, median over {card["settings"]["eval_latency_texts"]} test texts) and throughput
@@ -139,7 +152,9 @@ latency: `sluice bench` (loadtests/RESULTS.md). fp16 (version 5) is meant for GP
   distilled on the teacher's soft labels (T={card["settings"]["distil_temperature"]}, weight
   {card["settings"]["distil_alpha"]}) plus the true labels: {card["training"]["student"]}.
 - ONNX export (TorchScript exporter, eager attention, dynamic batch and sequence axes), fused by
-  ONNX Runtime's BERT optimizer ({card["fusion"]}); int8 by `quantize_dynamic`; fp16 with fp32
+  ONNX Runtime's BERT optimizer ({card["fusion"]}); int8 by `quantize_dynamic`; int8-fixed
+  from that graph with each `DynamicQuantizeLinear` replaced by a `QuantizeLinear` of calibrated
+  constant scale (min and max over real tokens), the same fused int8 kernels; fp16 with fp32
   inputs and outputs.
 {notes}
 
@@ -154,6 +169,16 @@ data, settings and code skips an unchanged model). Weights and `measured.json` a
 this card, `model_card.json` and `config.yaml` are committed, and a rebuild rewrites them only
 when what they say changes.
 """
+
+
+def _drift(metrics: dict[str, Any]) -> str:
+    if "batch_drift_max" not in metrics:
+        return "not measured"
+    return f"{metrics['batch_drift_max']:.4f} / {metrics['batch_drift_p99']:.4f}"
+
+
+def _drift_sample(card: dict[str, Any]) -> str:
+    return str(min(card["settings"].get("drift_texts", 0), card["data"]["test"]))
 
 
 def _order(settings: dict[str, Any]) -> str:

@@ -37,9 +37,13 @@ class Measurement:
     latency_ms_batch1_p50: float
     throughput_batch32: float
     """Texts per second at batch 32 over the whole test split."""
+    batch_drift_max: float | None = None
+    """Largest change of any class probability of a text against the same text run alone,
+    over random batch mixes and sub-batch splits (pipeline/invariance.py); None: not measured."""
+    batch_drift_p99: float | None = None
 
     def as_dict(self) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in asdict(self).items()}
+        return {k: round(v, 4) for k, v in asdict(self).items() if v is not None}
 
 
 def load_classifier(
@@ -99,8 +103,13 @@ def measure(
     teacher_predictions: Sequence[int] | None,
     *,
     latency_texts: int,
+    drift_texts: int = 0,
+    drift_rounds: int = 4,
 ) -> tuple[Measurement, list[int]]:
-    """Quality and speed of one variant; also returns its predictions (for agreement)."""
+    """Quality, batch drift (of a sample of ``drift_texts`` texts; 0: not measured) and speed
+    of one variant; also returns its predictions (for agreement)."""
+    from pipeline.invariance import batch_drift, sample
+
     classifier = load_classifier(model_path, Path(tokenizer_json).parent, max_length)
     try:
         predict(classifier, texts[:64])  # warm-up: first runs allocate
@@ -113,6 +122,11 @@ def measure(
             t0 = time.perf_counter()
             classifier.runtime.logits(classifier.engine, encoded)
             latencies.append(time.perf_counter() - t0)
+        drift = (
+            batch_drift(classifier, sample(texts, drift_texts), rounds=drift_rounds)
+            if drift_texts
+            else None
+        )
     finally:
         classifier.close()
     m = Measurement(
@@ -122,5 +136,7 @@ def measure(
         size_mb=model_path.stat().st_size / 1e6,
         latency_ms_batch1_p50=statistics.median(latencies) * 1e3,
         throughput_batch32=len(texts) / spent,
+        batch_drift_max=None if drift is None else drift.max,
+        batch_drift_p99=None if drift is None else drift.p99,
     )
     return m, preds

@@ -43,6 +43,11 @@ class BuildSettings:
     """Test texts timed one at a time for the batch-1 latency."""
     try_static_int8: bool = True
     calibration_texts: int = 256
+    """Validation texts that calibrate static int8 and the fixed-scale int8 variants."""
+    drift_texts: int = 512
+    """Test texts (a seeded sample) whose batch drift every variant's card reports."""
+    drift_rounds: int = 4
+    """Random batch mixes each of those texts is run in (pipeline/invariance.py)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,5 +71,7 @@ SMOKE = BuildSettings(
     eval_latency_texts=20,
     try_static_int8=False,
     calibration_texts=32,
+    drift_texts=64,
+    drift_rounds=2,
 )
 

@@ -13,7 +13,8 @@ _PIPELINE_DIR = Path(__file__).resolve().parent
 
 #: The modules whose code shapes the built weights and graphs. Orchestration, cards and
 #: evaluation are left out so that editing them does not force a 25-minute rebuild.
-WEIGHT_MODULES = ("data.py", "split.py", "train.py", "metrics.py", "export.py", "variants.py")
+WEIGHT_MODULES = ("data.py", "split.py", "train.py", "metrics.py", "export.py", "variants.py",
+                  "fixed_scales.py")
 
 
 def code_version() -> str:

@@ -1,7 +1,8 @@
 """Build one text model: data -> teacher -> student -> ONNX -> int8 / fp16 -> evaluate -> cards.
 
 Versions written (all ``onnxruntime``, sharing the tokenizer files): 1 teacher fp32 (fused
-graph), 2 teacher int8, 3 student fp32, 4 student int8, 5 student fp16 (GPU). Intermediate
+graph), 2 teacher int8, 3 student fp32, 4 student int8, 5 student fp16 (GPU), 6 student int8
+and 7 teacher int8 with fixed (calibrated) activation scales, batch-invariant. Intermediate
 artifacts (Hugging Face folders, unfused exports, the cache stamp) live in ``<model>/build/``,
 which is git-ignored like the version folders.
 """
@@ -18,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.catalogue import ModelEntry
-from pipeline.choice import STUDENT_FP16, STUDENT_FP32, STUDENT_INT8, TEACHER_FP32, TEACHER_INT8
+from pipeline.choice import (
+    FIXED_FROM,
+    STUDENT_FP16,
+    STUDENT_FP32,
+    STUDENT_INT8,
+    TEACHER_FP32,
+    TEACHER_INT8,
+    VARIANTS,
+)
 from pipeline.settings import BuildSettings
 from pipeline.split import split_as_built
 from pipeline.stamp import build_stamp, read_stamp
@@ -109,8 +118,9 @@ def build_text_model(
 
     from pipeline import variants as vr
     from pipeline.export import export_onnx
+    from pipeline.fixed_scales import fix_activation_scales
 
-    files = {v: model_dir / str(v) / "model.onnx" for v in range(1, 6)}
+    files = {v: model_dir / str(v) / "model.onnx" for v in VARIANTS}
     for path in files.values():
         path.parent.mkdir(parents=True, exist_ok=True)
         _copy_tokenizer(work / "hf-teacher", base_dir, path.parent)
@@ -127,6 +137,9 @@ def build_text_model(
         vr.quantize_int8_dynamic(files[TEACHER_FP32], files[TEACHER_INT8])
         vr.quantize_int8_dynamic(files[STUDENT_FP32], files[STUDENT_INT8])
         vr.convert_fp16(files[STUDENT_FP32], files[STUDENT_FP16])
+        calibration = _calibration_batches(files[TEACHER_FP32], parts, max_length, settings)
+        for fixed, dynamic in FIXED_FROM.items():
+            fix_activation_scales(files[dynamic], files[fixed], calibration)
     with run.stage("evaluate"):
         from pipeline.evaluate import measure
 
@@ -142,6 +155,8 @@ def build_text_model(
                 len(dataset.labels),
                 teacher_preds,
                 latency_texts=settings.eval_latency_texts,
+                drift_texts=settings.drift_texts,
+                drift_rounds=settings.drift_rounds,
             )
             if version == TEACHER_FP32:
                 teacher_preds = preds
@@ -177,6 +192,18 @@ def _copy_tokenizer(primary: Path, fallback: Path, dst: Path) -> None:
             shutil.copy2(src, dst / fname)
 
 
+def _calibration_batches(
+    model: Path, parts: Any, max_length: int, settings: BuildSettings
+) -> list[dict[str, Any]]:
+    """The first ``calibration_texts`` validation texts as model inputs, in batches of 32."""
+    from pipeline.evaluate import TextBatcher, session
+
+    names = [i.name for i in session(model).get_inputs()]
+    batcher = TextBatcher(model.parent / "tokenizer.json", max_length, names)
+    texts = parts.validation.texts[: settings.calibration_texts]
+    return [batcher(texts[i : i + 32]) for i in range(0, len(texts), 32)]
+
+
 def _try_static(
     files: dict[int, Path],
     work: Path,
@@ -190,14 +217,11 @@ def _try_static(
     """Static int8 of the teacher; replaces version 2 only if it beats dynamic int8. Returns the
     card's note (quality and the verdict) and this machine's (speeds)."""
     from pipeline import variants as vr
-    from pipeline.evaluate import TextBatcher, measure, session
+    from pipeline.evaluate import measure
 
     dst = work / "teacher-static-int8.onnx"
     try:
-        names = [i.name for i in session(files[TEACHER_FP32]).get_inputs()]
-        batcher = TextBatcher(files[TEACHER_FP32].parent / "tokenizer.json", max_length, names)
-        texts = parts.validation.texts[: settings.calibration_texts]
-        batches = [batcher(texts[i : i + 32]) for i in range(0, len(texts), 32)]
+        batches = _calibration_batches(files[TEACHER_FP32], parts, max_length, settings)
         vr.quantize_int8_static(files[TEACHER_FP32], dst, batches)
         m, _ = measure(
             dst,
@@ -208,6 +232,8 @@ def _try_static(
             len(dataset.labels),
             teacher_preds,
             latency_texts=settings.eval_latency_texts,
+            drift_texts=settings.drift_texts,
+            drift_rounds=settings.drift_rounds,
         )
     except Exception as e:  # the static path is an experiment; its failure is reported, not fatal
         log.warning("static int8 failed: %s", e)

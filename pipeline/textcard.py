@@ -12,7 +12,14 @@ from typing import Any
 
 from pipeline.card import SPEED_METRICS, read_measured, render_markdown, write_model_files
 from pipeline.catalogue import ModelEntry, entry
-from pipeline.choice import TEACHER_FP32, VARIANTS, choose_default, quality_targets, speed_targets
+from pipeline.choice import (
+    TEACHER_FP32,
+    VARIANTS,
+    choose_default,
+    engine_precision,
+    quality_targets,
+    speed_targets,
+)
 from pipeline.errors import BuildError
 from pipeline.settings import BuildSettings
 from pipeline.stamp import code_version
@@ -120,7 +127,7 @@ def text_config(
         "labels": list(labels),
         "max_length": max_length,
         "max_inputs_per_request": 64,
-        "engine": {"backend": "onnxruntime", "device": "cpu", "precision": VARIANTS[default][1]},
+        "engine": {"backend": "onnxruntime", "device": "cpu", "precision": engine_precision(default)},
         # CPU serving: no queue delay (a batch forms from what queued while the engine was
         # busy; waiting only adds latency when compute grows with batch size). How a formed
         # batch is cut into engine calls, and the instance/thread split, are left to the
