@@ -27,7 +27,7 @@ import numpy as np
 from engines.base import Engine
 from engines.length_batching import IndexArray, sub_batches
 from engines.scores import label_names, softmax, top_k
-from engines.tokenization import EncodedBatch, TextEncoder
+from engines.tokenization import EncodedBatch, TextEncoder, TokenIds
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -135,7 +135,15 @@ class TextRuntime:
 
     def encode(self, texts: Sequence[str]) -> EncodedTexts:
         """Stage one: tokenize ``texts`` (one batch padded to its longest) into engine calls."""
-        encoded = self.encoder.encode(texts)
+        return self.calls(self.encoder.encode(texts))
+
+    def encode_tokens(self, tokens: TokenIds) -> EncodedTexts:
+        """Stage one for texts tokenized elsewhere (a front-end process): pad, cut, no
+        tokenizer call; the same as :meth:`encode` of the texts they were made from."""
+        return self.calls(self.encoder.pad(tokens))
+
+    def calls(self, encoded: EncodedBatch) -> EncodedTexts:
+        """A padded batch cut into engine calls."""
         feeds = self.feeds(encoded)
         if self.cutter is not None and self.sub_batch_tokens <= 0 and len(encoded.lengths) > 1:
             calls = self.cutter.cut(encoded.lengths)

@@ -14,6 +14,7 @@ import numpy as np
 
 from engines.base import DATATYPE_TO_NUMPY
 from engines.scores import top_k_indices
+from engines.tokenization import TokenIds
 from server.domain import (
     ModelInfo,
     RankRequest,
@@ -25,7 +26,7 @@ from server.domain import (
 )
 from server.errors import InferenceFailed, InvalidInput, PayloadTooLarge
 from server.inference.ranking import rank
-from server.inference.text import clip_texts, estimate_tokens
+from server.inference.text import clip_texts, estimate_tokens, token_cost
 from server.repository.loader import ModelVersion
 from server.repository.registry import ModelRegistry
 from server.scheduler.timings import Timings
@@ -88,6 +89,17 @@ def _check_tensors(model: ModelVersion, inputs: dict[str, np.ndarray]) -> int:
     return rows
 
 
+def _rows_of(texts: tuple[str, ...], subset: tuple[str, ...],
+             tokens: TokenIds | None) -> TokenIds | None:
+    """The tokens of ``subset`` (texts among ``texts``), when ``tokens`` are ``texts``'."""
+    if tokens is None:
+        return None
+    first: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        first.setdefault(text, i)
+    return tokens.take([first[t] for t in subset])
+
+
 class InferenceService:
     def __init__(self, registry: ModelRegistry, chars_per_token: int = 16) -> None:
         self.registry = registry
@@ -121,14 +133,15 @@ class InferenceService:
 
     async def _probabilities(
         self, model: ModelVersion, texts: tuple[str, ...], timeout_us: int | None,
-        priority: int = 0,
+        priority: int = 0, tokens: TokenIds | None = None,
     ) -> np.ndarray:
         cache = model.cache
         if cache is None:
-            return await self._compute(model, texts, timeout_us, priority)
+            return await self._compute(model, texts, timeout_us, priority, tokens)
 
         async def compute(missing: tuple[str, ...]) -> np.ndarray:
-            return await self._compute(model, missing, timeout_us, priority)
+            return await self._compute(model, missing, timeout_us, priority,
+                                       _rows_of(texts, missing, tokens))
 
         probabilities, hits = await cache.probabilities(texts, compute)
         model.observer.cache_hits.inc(hits)
@@ -137,28 +150,46 @@ class InferenceService:
 
     async def _compute(
         self, model: ModelVersion, texts: tuple[str, ...], timeout_us: int | None,
-        priority: int = 0,
+        priority: int = 0, tokens: TokenIds | None = None,
     ) -> np.ndarray:
-        cost = max(estimate_tokens(t, model.config.max_length) for t in texts)
+        payload: tuple[str, ...] | TokenIds = texts
+        if tokens is not None:
+            payload, cost = tokens, token_cost(tokens)
+        else:
+            cost = max(estimate_tokens(t, model.config.max_length) for t in texts)
         result: np.ndarray = await model.batcher.submit(
-            texts, items=len(texts), cost=cost, timeout_us=timeout_us, timings=REQUEST_TIMINGS.get(),
-            priority=priority,
+            payload, items=len(texts), cost=cost, timeout_us=timeout_us,
+            timings=REQUEST_TIMINGS.get(), priority=priority,
         )
         return result
 
-    async def classify(self, request: TextRequest) -> TextResult:
-        """Class probabilities of the request's texts and their ``top_k`` best classes."""
-        model = _served_by(self.registry.get(request.model, request.version))
+    def checked_texts(self, model: ModelVersion, request: TextRequest) -> tuple[str, ...]:
+        """The request's texts as :meth:`classify` takes them (a front end that tokenizes
+        them checks them first, with the same errors)."""
         if not model.is_text:
             raise InvalidInput(f"model '{model.name}' is a tensor model; it takes tensors, "
                                "not texts")
-        texts = self._check_texts(model, request.texts, request.texts_field)
+        return self._check_texts(model, request.texts, request.texts_field)
+
+    async def classify(self, request: TextRequest) -> TextResult:
+        """Class probabilities of the request's texts and their ``top_k`` best classes."""
+        return await self.classify_tokens(request, None, None)
+
+    async def classify_tokens(self, request: TextRequest, tokens: TokenIds | None,
+                              tokenized_by: int | None) -> TextResult:
+        """:meth:`classify`, the texts (as :meth:`checked_texts` returns them) already
+        tokenized by version ``tokenized_by``'s tokenizer (a front-end process's work): used
+        when that version serves the request, else the texts are tokenized here."""
+        model = _served_by(self.registry.get(request.model, request.version))
+        texts = self.checked_texts(model, request)
         _check_priority(model, request.priority, request.priority_field)
         labels = model.config.labels
         if not 1 <= request.top_k <= len(labels):
             raise InvalidInput(f"top_k: must be within 1..{len(labels)} (the model's classes)")
+        if tokens is not None and (tokenized_by != model.version or len(tokens) != len(texts)):
+            tokens = None  # another version's tokenizer: tokenize here
         probabilities = await self._probabilities(model, texts, request.timeout_us,
-                                                  request.priority)
+                                                  request.priority, tokens)
         return TextResult(model.name, model.version, labels, probabilities,
                           top_k_indices(probabilities, request.top_k))
 

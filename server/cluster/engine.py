@@ -53,6 +53,8 @@ def _views(state: ServerState) -> tuple[m.EntryView, ...]:
 
 def _shortened(payload: Any, sent_at: float) -> Any:
     """``payload`` with its deadline less the time it spent on the way here."""
+    if isinstance(payload, tuple) and payload:  # (request, ...): the request's
+        return (_shortened(payload[0], sent_at), *payload[1:])
     timeout_us = getattr(payload, "timeout_us", None)
     if not timeout_us:
         return payload
@@ -127,6 +129,9 @@ class EngineServer:
         service, registry = self.state.service, self.state.registry
         if method == "classify":
             return await service.classify(payload)
+        if method == "classify_tokens":  # tokenized by the front end: (request, version, ids)
+            request, version, tokens = payload
+            return await service.classify_tokens(request, tokens, version)
         if method == "infer":
             return await service.infer(payload)
         if method == "rank":

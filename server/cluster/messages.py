@@ -3,8 +3,9 @@ carried by type, message and fields (``retry_after_s`` ...), so a front end rais
 the service raised and the HTTP layer maps it to the same status.
 
 Front end -> engine: ``("beat", index)`` every ``HEARTBEAT_S``; ``("call", rid, method, payload,
-sent_at)``; ``("cancel", rid)``. Engine -> front end: ``("snapshot", boot, Snapshot)`` answering
-each beat; ``("reply", rid, ok, value, timings)``.
+sent_at)`` (``classify_tokens``' payload: ``(TextRequest, version, TokenIds)``, the texts
+tokenized by that version's tokenizer); ``("cancel", rid)``. Engine -> front end:
+``("snapshot", boot, Snapshot)`` answering each beat; ``("reply", rid, ok, value, timings)``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ HEARTBEAT_S = 0.2
 #: A peer unheard for this long is taken for dead (its pending requests fail at once).
 PEER_TIMEOUT_S = 1.0
 #: The methods a front end may call.
-METHODS = ("classify", "infer", "rank", "load", "unload")
+METHODS = ("classify", "classify_tokens", "infer", "rank", "load", "unload")
 
 
 def dumps(message: tuple[Any, ...]) -> bytes:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from server.app import _version
+from server.cluster import messages as m
 from server.cluster.client import EngineClient
+from server.cluster.tokenizers import FrontendTokenizers
 from server.domain import RankRequest, RankResult, TensorRequest, TensorResult, TextRequest, TextResult
-from server.errors import ModelNotReady
+from server.errors import ModelNotReady, SluiceError
 from server.lifecycle import Lifecycle
 from server.metrics import Metrics
 from server.repository.loader import ModelVersion
@@ -90,9 +93,12 @@ class RemoteService(InferenceService):
     """``InferenceService`` whose calls the engine process computes; ``model`` (the front end's
     own look-up) reads the snapshot."""
 
-    def __init__(self, registry: RemoteRegistry, chars_per_token: int) -> None:
+    def __init__(self, registry: RemoteRegistry, chars_per_token: int,
+                 tokenizers: FrontendTokenizers | None = None) -> None:
         super().__init__(registry, chars_per_token)
         self.client = registry.client
+        self.tokenizers = tokenizers
+        self._snapshot: m.Snapshot | None = None
 
     async def _forward(self, method: str, request: Any) -> Any:
         value, timings = await self.client.call(method, request)
@@ -103,7 +109,32 @@ class RemoteService(InferenceService):
         return value
 
     async def classify(self, request: TextRequest) -> TextResult:
-        return cast(TextResult, await self._forward("classify", request))
+        """Checked and tokenized here (when this front end has the version's tokenizer), so
+        the engine process only pads; else the texts go as they came."""
+        if self.tokenizers is None:
+            return cast(TextResult, await self._forward("classify", request))
+        try:
+            model = self.registry.get(request.model, request.version)
+        except SluiceError:  # perhaps a stale snapshot: the engine has the last word
+            return cast(TextResult, await self._forward("classify", request))
+        self._prune()
+        texts = self.checked_texts(model, request)
+        key = (model.name, model.version, model.config.max_length)
+        tokens = await self.tokenizers.encode(key, texts)
+        if tokens is None:
+            return cast(TextResult, await self._forward("classify", request))
+        request = dataclasses.replace(request, texts=texts)
+        return cast(TextResult, await self._forward(
+            "classify_tokens", (request, model.version, tokens)))
+
+    def _prune(self) -> None:
+        """Once per snapshot: drop the tokenizers of versions the engine no longer serves."""
+        snap = self.client.snapshot
+        if snap is None or snap is self._snapshot or self.tokenizers is None:
+            return
+        self._snapshot = snap
+        self.tokenizers.keep((e.name, v.version, v.config.max_length)
+                             for e in snap.entries for v in e.versions.values() if v.is_text)
 
     async def infer(self, request: TensorRequest) -> TensorResult:
         return cast(TensorResult, await self._forward("infer", request))
@@ -135,6 +166,8 @@ def remote_state(settings: Settings, lifecycle: Lifecycle, index: int,
     registry = RemoteRegistry(settings, metrics, client)
     return ServerState(
         settings=settings, metrics=metrics, executor=ThreadPoolExecutor(2),
-        registry=registry, service=RemoteService(registry, settings.max_text_chars_per_token),
+        registry=registry,
+        service=RemoteService(registry, settings.max_text_chars_per_token,
+                              FrontendTokenizers(settings.model_repository)),
         version=_version(), lifecycle=lifecycle,
     )

@@ -4,6 +4,9 @@ The work is :mod:`engines.text`'s runtime; this module adds what only the server
 character budget checked against the request, a token estimate for batching decisions, and
 the batcher's handler (``prepare`` encodes the whole batch in a worker thread, ``execute``
 runs one engine instance and splits the probabilities back per request).
+
+A payload is a request's texts, or its texts already tokenized (:class:`TokenIds`, made by a
+front-end process with the same tokenizer): ``prepare`` then only pads and cuts them.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import numpy as np
 
 from engines.base import Engine
 from engines.text import CallCutter, TextRuntime
-from engines.tokenization import TextEncoder
+from engines.tokenization import TextEncoder, TokenIds
 from server.errors import InvalidInput
 from server.scheduler import PreparedBatch
 
-TextPayload = tuple[str, ...]
+TextPayload = tuple[str, ...] | TokenIds
 
 
 def clip_texts(
@@ -44,6 +47,11 @@ def estimate_tokens(text: str, max_length: int) -> int:
     return min(max_length, len(text) // 4 + 3)
 
 
+def token_cost(tokens: TokenIds) -> int:
+    """The exact batching cost of pre-tokenized texts: the longest one's tokens."""
+    return int(tokens.lengths.max()) if len(tokens) else 1
+
+
 class TextClassificationHandler:
     """The ``BatchHandler`` of a text-classification model version: the text runtime's two
     stages on the batcher's two sides (``prepare`` encodes, ``execute`` runs one instance)."""
@@ -64,7 +72,13 @@ class TextClassificationHandler:
         self._engines = list(engines)
 
     def prepare(self, payloads: Sequence[TextPayload]) -> PreparedBatch:
-        encoded = self._runtime.encode([text for payload in payloads for text in payload])
+        texts = [p for p in payloads if isinstance(p, tuple)]
+        if len(texts) == len(payloads):
+            encoded = self._runtime.encode([text for payload in texts for text in payload])
+        else:  # pre-tokenized (a front end's); any texts among them tokenized here
+            encoder = self._runtime.encoder
+            encoded = self._runtime.encode_tokens(TokenIds.concat([
+                p if isinstance(p, TokenIds) else encoder.encode_ids(p) for p in payloads]))
         counts = [len(payload) for payload in payloads]
         return PreparedBatch(data=(encoded, counts), real_tokens=encoded.real_tokens,
                              padded_tokens=encoded.padded_tokens)

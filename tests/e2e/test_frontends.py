@@ -29,6 +29,10 @@ pytestmark = pytest.mark.e2e
 
 MODEL = "tiny-sentiment"
 TEXTS = ["my flight was cancelled again", "thanks for the upgrade!", "meh"]
+#: Texts a front end must tokenize exactly as the engine would: past max_length (64) tokens,
+#: past the character budget (64 x 16), accents, CJK, emoji, odd spaces.
+HARD_TEXTS = ["delayed again " * 60, "x" * 2000 + " tail", "Zürich → 東京, naïve café ☕ 🙂",
+              "  tabs\tand\nnew lines  ", "ÅNGSTRÖM ﬁ ﬀ ½"]
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +103,15 @@ def answers(url: str) -> list[object]:
             got.append((r.status_code, r.json()))
         r = client.post("/v1/models/nope/classify", json={"inputs": ["x"]})
         got.append((r.status_code, r.json()))
+        for body in [{"inputs": HARD_TEXTS, "top_k": 3}, *({"inputs": [t]} for t in HARD_TEXTS)]:
+            r = client.post(f"/v1/models/{MODEL}/classify", json=body)
+            assert r.status_code == 200, r.text
+            got.append(r.json())
         got.append(client.get(f"/v2/models/{MODEL}").json())
         got.append(client.get("/v2/health/ready").status_code)
     triton_client = triton.InferenceServerClient(url.removeprefix("http://"))
-    text = triton.InferInput("text", [len(TEXTS)], "BYTES")
-    text.set_data_from_numpy(np.array(TEXTS, dtype=object), binary_data=True)
+    text = triton.InferInput("text", [len(TEXTS + HARD_TEXTS)], "BYTES")
+    text.set_data_from_numpy(np.array(TEXTS + HARD_TEXTS, dtype=object), binary_data=True)
     outputs = [triton.InferRequestedOutput("probabilities", binary_data=True),
                triton.InferRequestedOutput("label", binary_data=False)]
     result = triton_client.infer(MODEL, [text], outputs=outputs)
@@ -116,6 +124,8 @@ def test_two_frontends_answer_as_one_process(single: ServerProcess, cluster: Ser
     expected = answers(single.url)
     assert expected[0][0] == 200 and expected[1][0] == 400 and expected[3][0] == 404  # type: ignore[index]
     assert answers(cluster.url) == expected
+    # the front ends tokenized (the engine process only padded)
+    lines_after(cluster, 0, f"loaded the tokenizer of {MODEL} version 1")
     metrics = httpx.get(f"{cluster.url}/metrics").text
     assert "nv_inference_request_success" in metrics  # the engine's families
     assert "sluice_http_requests_total" in metrics  # the front ends'
