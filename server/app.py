@@ -64,6 +64,25 @@ def build_state(settings: Settings, lifecycle: Lifecycle | None = None) -> Serve
     )
 
 
+async def load_models(state: ServerState) -> None:
+    """Load every model of the repository, then (poll mode) follow its changes; a repository
+    that cannot be read leaves the server live but never ready (``state.load_error``)."""
+    poller = None  # its first look comes before the first load: no change goes unseen
+    if state.settings.model_control_mode == "poll":
+        poller = RepositoryPoller(state.registry, state.settings.repository_poll_secs)
+    try:
+        await state.registry.load_all()
+        summary = ", ".join(f"{e.name}={e.state}" for e in state.registry.entries())
+        log.info("sluice model loading finished: %s; ready=%s", summary,
+                 state.registry.is_ready())
+    except Exception as e:  # the repository itself is unusable; stay live, never ready
+        state.load_error = str(e)
+        log.error("model repository failed to load: %s", e)
+        return
+    if poller is not None:
+        await poller.run()
+
+
 def create_app(
     settings: Settings | None = None, lifecycle: Lifecycle | None = None,
     state: ServerState | None = None,
@@ -74,23 +93,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: SluiceApp) -> AsyncIterator[None]:
-        async def load() -> None:
-            poller = None  # its first look comes before the first load: no change goes unseen
-            if state.settings.model_control_mode == "poll":
-                poller = RepositoryPoller(state.registry, state.settings.repository_poll_secs)
-            try:
-                await state.registry.load_all()
-                summary = ", ".join(f"{e.name}={e.state}" for e in state.registry.entries())
-                log.info("sluice model loading finished: %s; ready=%s", summary,
-                         state.registry.is_ready())
-            except Exception as e:  # the repository itself is unusable; stay live, never ready
-                state.load_error = str(e)
-                log.error("model repository failed to load: %s", e)
-                return
-            if poller is not None:
-                await poller.run()
-
-        loader = asyncio.create_task(load(), name="sluice-load")
+        loader = asyncio.create_task(load_models(state), name="sluice-load")
         try:
             yield
         finally:

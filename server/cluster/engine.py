@@ -23,10 +23,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from server.app import build_state
+from server.app import build_state, load_models
 from server.cluster import messages as m
 from server.cluster.metrics_merge import merge
-from server.repository.poller import RepositoryPoller
 from server.scheduler.timings import Timings
 from server.service import REQUEST_TIMINGS
 from server.settings import Settings
@@ -183,23 +182,6 @@ class EngineServer:
         self.ctx.term()
 
 
-async def _load(state: ServerState) -> None:
-    poller = None
-    if state.settings.model_control_mode == "poll":
-        poller = RepositoryPoller(state.registry, state.settings.repository_poll_secs)
-    try:
-        await state.registry.load_all()
-        summary = ", ".join(f"{e.name}={e.state}" for e in state.registry.entries())
-        log.info("sluice model loading finished: %s; ready=%s", summary,
-                 state.registry.is_ready())
-    except Exception as e:
-        state.load_error = str(e)
-        log.error("model repository failed to load: %s", e)
-        return
-    if poller is not None:
-        await poller.run()
-
-
 async def run(settings: Settings, endpoint: str, frontends: int) -> int:
     state = build_state(settings)
     server = EngineServer(state, endpoint, frontends)
@@ -207,7 +189,7 @@ async def run(settings: Settings, endpoint: str, frontends: int) -> int:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides
-    loader = asyncio.create_task(_load(state))
+    loader = asyncio.create_task(load_models(state))
     serving = asyncio.create_task(server.serve())
     await stop.wait()
     log.info("engine process draining")
