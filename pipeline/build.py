@@ -16,7 +16,8 @@ from pipeline.errors import BuildError
 from pipeline.split import Splits, split_as_built
 from pipeline.textbuild import STAGES
 
-__all__ = ["DEFAULT_MODELS", "TEXT_MODELS", "build", "estimate_seconds", "missing_models", "splits_for"]
+__all__ = ["DEFAULT_MODELS", "TEXT_MODELS", "build", "estimate_seconds", "missing_models", "recipe_stamp",
+           "splits_for"]
 
 #: A smoke build takes about this share of a full build's time.
 _SMOKE_SCALE = 0.05
@@ -50,6 +51,19 @@ def _served_versions(model_dir: Path) -> tuple[list[int], str]:
         return list(config.version_policy.specific.versions), config.artifact
     on_disk = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
     return config.version_policy.select(on_disk), config.artifact
+
+
+def recipe_stamp(name: str, profile: str = "full") -> str:
+    """The build stamp of ``name``'s recipe: what its ``build/stamp.json`` and its committed
+    card's ``build_stamp`` hold after a build of ``profile`` (no build needed to compute it)."""
+    model = entry(name)
+    if model.kind == "ranker":
+        from pipeline.ranker.build import ranker_stamp
+
+        return ranker_stamp(profile)
+    from pipeline.textbuild import text_stamp
+
+    return text_stamp(model, settings_for(name, profile))
 
 
 def splits_for(name: str, profile: str = "full") -> Splits:

@@ -1,21 +1,35 @@
 """Write a model's ``config.yaml``, ``MODEL_CARD.md``, ``model_card.json`` and ``measured.json``.
 
-One rule for every model (text and ranker): the committed files (config, card) hold only what a
-rebuild reproduces (quality, data, settings, the chosen version), and each is rewritten only when
-its bytes change, so ``make serve`` on a fresh clone leaves ``git status`` clean. What depends on
-the machine that builds (latencies, throughputs, speed targets, stage timings) goes to
-``measured.json`` next to the weights, which is git-ignored and rewritten by every build.
+One rule for every model (text and ranker): the committed files (config, card) describe one
+reference build of one recipe, and ``make serve`` on a fresh clone leaves ``git status`` clean:
+
+- the card records the recipe's build stamp (``build_stamp``: data bytes, settings and the code
+  that shapes the weights, :mod:`pipeline.stamp`); a build whose stamp is the committed card's
+  leaves config and card as they are, even where its own quality figures differ (int8
+  quantization and the batch-drift probe move a figure by a few tenths of a point from one
+  machine to the next): the committed card is the recipe's reference, this build's figures go
+  to ``measured.json``;
+- a changed recipe (another stamp), a model without a card, or ``sluice build --force``
+  (``rewrite``) writes config and card from this build, each only where its bytes change;
+- what depends on the machine that builds (latencies, throughputs, speed targets, stage
+  timings) is never in the card: it goes to ``measured.json`` next to the weights, which is
+  git-ignored and rewritten by every build.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+log = logging.getLogger("sluice.pipeline")
+
 MEASURED_FILE = "measured.json"
+#: The card's key holding the build stamp of the recipe it describes.
+STAMP_KEY = "build_stamp"
 #: A text variant's metrics that are this machine's (the rest is quality, reproduced by a rebuild).
 SPEED_METRICS = ("latency_ms_batch1_p50", "throughput_batch32")
 
@@ -48,13 +62,33 @@ def write_config(model_dir: Path, config: dict[str, Any]) -> Path:
     return path
 
 
+def committed_stamp(model_dir: Path) -> str | None:
+    """The build stamp the committed ``model_card.json`` describes, if any."""
+    try:
+        value = json.loads((model_dir / "model_card.json").read_text(encoding="utf-8")).get(STAMP_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
 def write_model_files(
-    model_dir: Path, config: dict[str, Any], card: dict[str, Any], markdown: str, measured: dict[str, Any]
+    model_dir: Path, config: dict[str, Any], card: dict[str, Any], markdown: str,
+    measured: dict[str, Any], *, rewrite: bool = False,
 ) -> bool:
-    """The one rule: ``measured.json`` always; config and card only where their bytes change.
-    Returns whether a committed file was rewritten."""
-    write_config(model_dir, config)
+    """The one rule (module docstring): ``measured.json`` always; config and card unless the
+    committed card already describes this build's stamp (``measured["stamp"]``) and not
+    ``rewrite``, and then only where their bytes change. Returns whether a committed file was
+    rewritten."""
     (model_dir / MEASURED_FILE).write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")
+    stamp = measured.get("stamp")
+    if stamp and not rewrite and committed_stamp(model_dir) == stamp:
+        if (model_dir / "config.yaml").exists() and (model_dir / "MODEL_CARD.md").exists():
+            log.info("%s: the committed card describes this recipe (stamp %s): kept; this build's "
+                     "figures are in %s", model_dir.name, str(stamp)[:12], MEASURED_FILE)
+            return False
+    if stamp:
+        card = {**card, STAMP_KEY: stamp}
+    write_config(model_dir, config)
     card_json = write_if_changed(model_dir / "model_card.json", json.dumps(card, indent=2) + "\n")
     card_md = write_if_changed(model_dir / "MODEL_CARD.md", markdown)
     return card_json or card_md
@@ -166,8 +200,11 @@ sluice build {card["name"]}            # or: python -m pipeline build {card["nam
 
 The build is reproducible from the installed packages (fixed seeds; a content-hashed stamp of
 data, settings and code skips an unchanged model). Weights and `measured.json` are git-ignored;
-this card, `model_card.json` and `config.yaml` are committed, and a rebuild rewrites them only
-when what they say changes.
+this card, `model_card.json` and `config.yaml` are committed and describe one reference build of
+the recipe whose stamp `model_card.json` records (`build_stamp`). A rebuild of the same recipe
+keeps them as they are (its own figures, which int8 quantization moves by a few tenths of a
+point from one machine to the next, go to `measured.json`); a changed recipe or
+`sluice build --force` rewrites them.
 """
 
 

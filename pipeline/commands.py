@@ -42,7 +42,12 @@ def build_parser(prog: str = "sluice build") -> argparse.ArgumentParser:
         choices=PROFILES,
         help="smoke: a few hundred examples and one epoch, for tests",
     )
-    b.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    b.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild even if up to date, and rewrite the committed config and card from this "
+        "build's figures (without it, a card that describes the same recipe is kept)",
+    )
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     return b  # fmt: skip
 

@@ -58,6 +58,11 @@ class Run:
         self.bar.update(round(self.estimates.get(stage, 0)))
 
 
+def text_stamp(model: ModelEntry, settings: BuildSettings) -> str:
+    """The build stamp of a text model's recipe (data bytes, settings, weight-shaping code)."""
+    return build_stamp(model.dataset().files, {"model": model.name, **settings.as_dict()})
+
+
 def build_text_model(
     model: ModelEntry,
     settings: BuildSettings,
@@ -71,7 +76,7 @@ def build_text_model(
     """Build ``model`` into ``model_dir`` unless its stamp matches and ``is_built(model_dir)``."""
     name = model.name
     dataset = model.dataset()
-    stamp = build_stamp(dataset.files, {"model": name, **settings.as_dict()})
+    stamp = text_stamp(model, settings)
     if not force and read_stamp(model_dir / STAMP_FILE) == stamp and is_built(model_dir):
         log.info("%s: up to date (stamp %s), skipping", name, stamp[:12])
         bar.update(round(sum(estimates.values())))
@@ -173,7 +178,7 @@ def build_text_model(
         measured.update(tc.provenance(stamp, speed_notes), profile=settings.profile)
         measured["timings_s"] = {k: round(v, 1) for k, v in run.timings.items()}
         measured["build_seconds"] = round(time.perf_counter() - started, 1)
-        tc.write(model_dir, model, card, measured)
+        tc.write(model_dir, model, card, measured, rewrite=force)
         (model_dir / STAMP_FILE).write_text(f'{{"stamp": "{stamp}"}}\n', encoding="utf-8")
     return model_dir
 

@@ -142,9 +142,10 @@ def text_config(
     }
 
 
-def write(model_dir: Path, model: ModelEntry, card: dict[str, Any], measured: dict[str, Any]) -> bool:
+def write(model_dir: Path, model: ModelEntry, card: dict[str, Any], measured: dict[str, Any],
+          *, rewrite: bool = False) -> bool:
     config = text_config(model.name, card["labels"], card["max_length"], card["default_version"])
-    return write_model_files(model_dir, config, card, render_markdown(card), measured)
+    return write_model_files(model_dir, config, card, render_markdown(card), measured, rewrite=rewrite)
 
 
 def refresh_card(model_dir: Path) -> None:
@@ -168,4 +169,4 @@ def refresh_card(model_dir: Path) -> None:
     card.update(
         default_version=default, default_reason=reason, targets=quality_targets(card["name"], results)
     )
-    write(model_dir, entry(card["name"]), card, {**measured, **speeds(results)})
+    write(model_dir, entry(card["name"]), card, {**measured, **speeds(results)}, rewrite=True)

@@ -54,11 +54,17 @@ def is_built(model_dir: Path) -> bool:
     return all((v / f).is_file() for f in ("model.onnx", "user_features.npy", "item_features.npy"))
 
 
+def ranker_stamp(profile: str = "full") -> str:
+    """The build stamp of the ranker's recipe for ``profile`` (data, settings, code)."""
+    settings = settings_for(profile)
+    return build_stamp(d.data_files(), {"model": NAME, "code": code_version(), **settings.as_dict()})
+
+
 def build_ranker(model_dir: Path, profile: str = "full", force: bool = False) -> Path:
     import torch
 
     settings = settings_for(profile)
-    stamp = build_stamp(d.data_files(), {"model": NAME, "code": code_version(), **settings.as_dict()})
+    stamp = ranker_stamp(profile)
     if not force and read_stamp(model_dir / STAMP_FILE) == stamp and is_built(model_dir):
         log.info("%s: up to date (stamp %s), skipping", NAME, stamp[:12])
         return model_dir
@@ -114,7 +120,7 @@ def build_ranker(model_dir: Path, profile: str = "full", force: bool = False) ->
     from pipeline.card import write_model_files
     from pipeline.ranker.card import render
 
-    write_model_files(model_dir, config(), card, render(card), measured)
+    write_model_files(model_dir, config(), card, render(card), measured, rewrite=force)
     (model_dir / STAMP_FILE).write_text(json.dumps({"stamp": stamp}) + "\n", encoding="utf-8")
     return model_dir
 

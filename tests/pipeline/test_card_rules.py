@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.card import MEASURED_FILE, SPEED_METRICS, write_model_files
+from pipeline.card import MEASURED_FILE, SPEED_METRICS, committed_stamp, write_model_files
 
 COMMITTED = ("config.yaml", "model_card.json", "MODEL_CARD.md")
 MACHINE_KEYS = {*SPEED_METRICS, "timings_s", "build_seconds", "latency_ms", "machine", "seconds"}
@@ -37,6 +37,43 @@ def test_committed_files_are_rewritten_only_when_they_change(tmp_path: Path) -> 
     assert write_model_files(tmp_path, _config("m"), card, "# m\n", {})
     written = json.loads((tmp_path / "model_card.json").read_text())
     assert written["variants"][0]["metrics"] == {"accuracy": 0.8}
+
+
+def test_a_rebuild_of_the_committed_recipe_keeps_the_committed_card(tmp_path: Path) -> None:
+    """int8 quantization and the drift probe move quality by tenths of a point from one machine
+    to the next: a build whose stamp is the committed card's keeps config and card, a changed
+    recipe or a forced rebuild rewrites them, and every build writes measured.json."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    card = {"name": "m", "variants": [{"version": 1, "metrics": {"accuracy": 0.9}}]}
+    assert write_model_files(folder, _config("m"), card, "# m 0.9\n", {"stamp": "aaa"})
+    assert committed_stamp(folder) == "aaa"
+    committed = {n: (folder / n).read_bytes() for n in COMMITTED}
+    # same recipe, figures moved by a rebuild elsewhere: the committed files stay as they were
+    moved = {"name": "m", "variants": [{"version": 1, "metrics": {"accuracy": 0.898}}]}
+    assert not write_model_files(folder, _config("m"), moved, "# m 0.898\n",
+                                 {"stamp": "aaa", "accuracy": 0.898})
+    assert {n: (folder / n).read_bytes() for n in COMMITTED} == committed
+    assert json.loads((folder / MEASURED_FILE).read_text())["accuracy"] == 0.898
+    # a forced rebuild writes this build's figures
+    assert write_model_files(folder, _config("m"), moved, "# m 0.898\n", {"stamp": "aaa"},
+                             rewrite=True)
+    assert (folder / "MODEL_CARD.md").read_text() == "# m 0.898\n"
+    # a changed recipe (another stamp) rewrites and records the new stamp
+    assert write_model_files(folder, _config("m"), card, "# m 0.9\n", {"stamp": "bbb"})
+    assert committed_stamp(folder) == "bbb"
+    assert json.loads((folder / "model_card.json").read_text())["variants"] == card["variants"]
+
+
+@pytest.mark.parametrize("model", ["airline-sentiment", "review-sentiment", "home-intent", "movie-ranker"])
+def test_committed_cards_describe_the_current_recipe(model: str) -> None:
+    """A fresh clone's `make serve` builds with this recipe's stamp; a committed card of another
+    stamp would be rewritten by that build and leave the git tree dirty (rebuild it and commit
+    the card when the recipe changes)."""
+    from pipeline.build import recipe_stamp
+
+    folder = Path(__file__).resolve().parents[2] / "model_repository" / model
+    assert committed_stamp(folder) == recipe_stamp(model)
 
 
 def _machine_keys(value: object) -> set[str]:
