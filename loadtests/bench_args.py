@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(an API key, every request sending it), access-log (SLUICE_ACCESS_LOG=true, "
                    "--log-level info), no-access-log (SLUICE_ACCESS_LOG=false: the server's "
                    "default has the access log on, so this variant gives its cost), fixed-cut (no cost "
-                   "model, the hand-tuned sub_batch_tokens 256 pinned: what the cost model buys); "
+                   "model, the hand-tuned sub_batch_tokens 256 pinned: what the cost model buys), "
+                   "one-instance / two-instances (the cost model's cut, the split pinned to 1 or 2 "
+                   "instances: what the split choice buys); "
                    "the report "
                    "gives each one's ratio to default (default: default)")
     p.add_argument("--repeat", type=int, default=1,

@@ -14,7 +14,10 @@ started with the option on and measured under the same load as the default.
   default (on), ``default`` over this variant is the access log's cost;
 - ``fixed-cut``: no cost model (``SLUICE_COST_GRID_BUDGET_S=0``) and the hand-tuned cut the
   configs pinned before it (``batching.sub_batch_tokens: 256``, an overlay repository): the
-  default over this variant is what the cost model buys.
+  default over this variant is what the cost model buys;
+- ``one-instance`` / ``two-instances``: the cost model cutting batches, the instance/thread
+  split pinned (``engine.instance_count: 1`` or ``2``, the cores shared between them, an overlay
+  repository): the default against these is what the split choice buys.
 
 A pinned version (``--version N``): Sluice serves what its ``config.yaml``'s version policy
 names, and the bench must not edit the repository it measures, so :func:`version_repository`
@@ -32,7 +35,8 @@ from typing import Any
 
 import yaml
 
-VARIANTS = ("default", "auth", "access-log", "no-access-log", "fixed-cut")
+VARIANTS = ("default", "auth", "access-log", "no-access-log", "fixed-cut", "one-instance",
+            "two-instances")
 #: The hand-tuned cut of the ``fixed-cut`` variant (the committed configs' before the cost model).
 FIXED_SUB_BATCH_TOKENS = 256
 
@@ -78,6 +82,15 @@ def prepare(name: str, workdir: Path, repository: Path | None = None,
 
         overlay = overlay_repository(repository, model, workdir, pin)
         return Variant(name, (), {"SLUICE_COST_GRID_BUDGET_S": "0"}, repository=overlay)
+    if name in ("one-instance", "two-instances"):
+        if repository is None or model is None:
+            raise ValueError(f"the {name} variant needs the repository and the model")
+        count = 1 if name == "one-instance" else 2
+
+        def split(config: dict[str, Any]) -> None:
+            config.setdefault("engine", {})["instance_count"] = count
+
+        return Variant(name, (), {}, repository=overlay_repository(repository, model, workdir, split))
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
 
 

@@ -52,3 +52,19 @@ def test_fixed_cut_pins_the_hand_tuned_cut_on_an_overlay(tiny_repository: Path, 
     assert (tiny_repository / TINY_MODEL / "config.yaml").read_text() == original
     with pytest.raises(ValueError):
         prepare("fixed-cut", tmp_path / "g")
+
+
+@pytest.mark.parametrize(("name", "count"), [("one-instance", 1), ("two-instances", 2)])
+def test_split_variants_pin_the_instance_count_on_an_overlay(
+    tiny_repository: Path, tmp_path: Path, name: str, count: int
+) -> None:
+    original = (tiny_repository / TINY_MODEL / "config.yaml").read_text()
+    variant = prepare(name, tmp_path / name, tiny_repository, TINY_MODEL)
+    assert variant.target == f"sluice[{name}]" and variant.env == {}
+    assert variant.repository is not None
+    config = yaml.safe_load((variant.repository / TINY_MODEL / "config.yaml").read_text())
+    assert config["engine"]["instance_count"] == count
+    assert "sub_batch_tokens" not in config.get("batching", {})  # the cost model still cuts
+    assert (tiny_repository / TINY_MODEL / "config.yaml").read_text() == original
+    with pytest.raises(ValueError):
+        prepare(name, tmp_path / "none")
