@@ -10,13 +10,18 @@ runs (the first run of a new shape pays allocations). Before a cell runs, its ex
 (the last cell's seconds per token x its tokens x repeats) is checked against what is left of
 ``budget_s``; cells that do not fit are filled in from the largest measured cell, scaled by
 padded tokens, and the grid says it is not ``complete``.
+
+Several engines (the instances of one split) run each cell at the same time, on a small pool
+of threads kept for the whole measurement (so no thread start is timed), and afterwards one
+call of one row per length runs on the first instance alone (``alone``): what a lone request
+costs on that split, which the split choice weighs against its throughput at saturation.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,11 +46,19 @@ class CostGrid:
     """Wall time the measurement took."""
     complete: bool = True
     """False when the budget ran out and some cells were extrapolated."""
+    alone: tuple[float, ...] = ()
+    """Seconds of one call of one row per length with the other instances idle (empty: one
+    instance, the first row of ``seconds`` is that already)."""
+
+    def alone_s(self) -> tuple[float, ...]:
+        """One row's seconds per length on one instance with the others idle."""
+        return self.alone if len(self.alone) == len(self.lengths) else self.seconds[0]
 
     def to_json(self) -> dict[str, Any]:
         return {"sizes": list(self.sizes), "lengths": list(self.lengths),
                 "seconds": [list(row) for row in self.seconds],
-                "measured_s": self.measured_s, "complete": self.complete}
+                "measured_s": self.measured_s, "complete": self.complete,
+                "alone": list(self.alone)}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> CostGrid:
@@ -56,8 +69,11 @@ class CostGrid:
             len(row) != len(lengths) for row in seconds
         ):
             raise ValueError("cost grid: sizes, lengths and seconds do not match")
+        alone = tuple(float(x) for x in doc.get("alone", ()))
+        if alone and len(alone) != len(lengths):
+            raise ValueError("cost grid: alone and lengths do not match")
         return cls(sizes, lengths, seconds, float(doc.get("measured_s", 0.0)),
-                   bool(doc.get("complete", True)))
+                   bool(doc.get("complete", True)), alone)
 
 
 def grid_sizes(max_batch_size: int) -> tuple[int, ...]:
@@ -91,7 +107,8 @@ def measure_grid(
     """Time warmed-up text-model ``engines`` on every cell that fits in ``budget_s``.
 
     Several engines (the instances of one split) run each cell at the same time, one thread
-    each, so the grid holds what a call costs while the other instances compute too.
+    each, so the grid holds what a call costs while the other instances compute too; then one
+    row per length runs on the first engine alone (:attr:`CostGrid.alone`).
     """
     group = [engines] if isinstance(engines, Engine) else list(engines)
     engine = group[0]
@@ -104,41 +121,43 @@ def measure_grid(
                    key=lambda c: (c[0] * c[1], c))
     timed: dict[tuple[int, int], float] = {}
     per_token = 0.0
-    for size, length in cells:
-        left = budget_s - (timer() - started)
-        if left <= 0 or per_token * size * length * repeats > left:
-            break
-        batch = text_batch(engine.inputs, size, length)
+    pool = ThreadPoolExecutor(len(group), "sluice-grid") if len(group) > 1 else None
+
+    def best_of(engines: Sequence[Engine], batch: dict[str, Any]) -> float:
         best = float("inf")
         for _ in range(max(1, repeats)):
             t0 = timer()
-            _run_all(group, batch)
+            _run_all(engines, batch, pool)
             best = min(best, timer() - t0)
-        timed[(size, length)] = best
-        per_token = max(per_token, best / (size * length))
+        return best
+
+    try:
+        for size, length in cells:
+            left = budget_s - (timer() - started)
+            if left <= 0 or per_token * size * length * repeats > left:
+                break
+            timed[(size, length)] = best_of(group, text_batch(engine.inputs, size, length))
+            per_token = max(per_token, timed[(size, length)] / (size * length))
+        alone: tuple[float, ...] = ()
+        if len(group) > 1 and budget_s - (timer() - started) > 0:
+            alone = tuple(best_of(group[:1], text_batch(engine.inputs, 1, n)) for n in lengths)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     complete = len(timed) == len(sizes) * len(lengths)
     seconds = tuple(tuple(_cell(timed, s, n) for n in lengths) for s in sizes)
-    return CostGrid(tuple(sizes), tuple(lengths), seconds, timer() - started, complete)
+    return CostGrid(tuple(sizes), tuple(lengths), seconds, timer() - started, complete, alone)
 
 
-def _run_all(group: Sequence[Engine], batch: dict[str, Any]) -> None:
-    """``batch`` on every engine of ``group`` at once, one thread each; the first error raised."""
-    if len(group) == 1:
-        group[0].run(batch)
+def _run_all(group: Sequence[Engine], batch: dict[str, Any], pool: ThreadPoolExecutor | None) -> None:
+    """``batch`` on every engine of ``group`` at once, one pool thread each; the first error
+    raised (after every call has ended)."""
+    if len(group) == 1 or pool is None:
+        for one in group:
+            one.run(batch)
         return
-    errors: list[BaseException] = []
-
-    def run(engine: Engine) -> None:
-        try:
-            engine.run(batch)
-        except BaseException as e:  # re-raised on the caller's thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(e,), daemon=True) for e in group]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    calls = [pool.submit(one.run, batch) for one in group]
+    errors = [e for e in (call.exception() for call in calls) if e is not None]
     if errors:
         raise errors[0]
 

@@ -4,10 +4,22 @@ Triton's instance groups, chosen by measurement: on ``cores`` CPUs the candidate
 ``instances x threads = cores`` (instances up to :data:`MAX_CANDIDATE_INSTANCES`). Each
 candidate's instances are loaded and timed together over the cost grid
 (:func:`engines.cost_grid.measure_grid`, all instances computing each cell at once, so
-contention is in the figures); the winner is the split of highest predicted throughput at
-saturation: ``instances x max over batch sizes b of b / cost(b, reference width)``, the
-reference width being half of ``max_length`` (at least 8 tokens). The winner's engines are
-kept and serve; the others are closed.
+contention is in the figures), and then one call of one row on one instance alone (what a lone
+request costs on that split). The winner is the split that is best at both ends of the load, by
+the product of
+
+- its predicted throughput at saturation: ``instances x max over batch sizes b of
+  b / cost(b, reference width)``, and
+- its speed at low load: ``1 / cost of one row alone at the reference width``,
+
+the reference width being half of ``max_length`` (at least 8 tokens). (Reported as the
+geometric mean of the two, in texts/s.) More instances of fewer threads gain throughput at
+saturation and lose latency at low load, where a lone request gets only its instance's threads:
+they win only when the gain is the larger. On this 2-core reference machine, for the airline
+student, two 1-thread instances served 16-text requests 1.2x faster at c=8 and c=32 but single
+texts 0.8x as fast at c=1 (``loadtests/RESULTS.md``); throughput alone would pick them on
+noise, the product keeps one 2-thread instance. The winner's engines are kept and serve; the
+others are closed.
 
 The config pins the split when it writes ``engine.instance_count`` or ``engine.threads`` (> 0):
 then that split (``threads`` 0: the cores shared between the instances) is the only one, still
@@ -24,9 +36,12 @@ config's split, :class:`MeasuredLatency`, ``sub_batch_tokens``).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from engines.base import Engine, EngineSpec
 from engines.cost_grid import CostGrid, grid_lengths, grid_sizes, measure_grid
@@ -56,10 +71,26 @@ class Split:
     """The measured engines, kept while this split may still win."""
 
     def throughput(self, config: ModelConfig) -> float:
+        """Predicted texts/s at saturation, at the reference width (0: no grid)."""
         if self.grid is None:
             return 0.0
         model = CostModel(self.grid, config.batching.max_batch_size, config.max_length)
         return self.instances * model.throughput(reference_width(config.max_length))
+
+    def alone_s(self, config: ModelConfig) -> float:
+        """Predicted seconds of a lone one-text request at the reference width (inf: no grid)."""
+        if self.grid is None:
+            return math.inf
+        width = reference_width(config.max_length)
+        lengths = [float(n) for n in self.grid.lengths]
+        return float(np.interp(float(width), lengths, self.grid.alone_s()))
+
+    def score(self, config: ModelConfig) -> float:
+        """Geometric mean of texts/s at saturation and of a lone text's speed (module docstring)."""
+        alone = self.alone_s(config)
+        if self.grid is None or not alone > 0:
+            return 0.0
+        return math.sqrt(self.throughput(config) / alone)
 
 
 @dataclass
@@ -119,7 +150,7 @@ def plan_engines(
                 "backend": config.engine.backend, "device": spec.device,
                 "precision": spec.precision, "threads": split.threads,
                 "instances": split.instances, "sizes": sizes, "lengths": lengths,
-                "options": sorted(spec.options.items()),
+                "options": sorted(spec.options.items()), "grid": 2,
             })
             split.grid = cache.get(key)
             split.source = "cached" if split.grid is not None else ""
@@ -135,9 +166,7 @@ def plan_engines(
                 if all(x != float("inf") for row in grid.seconds for x in row):
                     split.grid, split.source = grid, "measured"
                     cache.put(key, grid)
-            if split.grid is not None and (
-                best is None or split.throughput(config) > best.throughput(config)
-            ):
+            if split.grid is not None and (best is None or split.score(config) > best.score(config)):
                 if best is not None:
                     _close(best.engines)
                     best.engines = []
@@ -154,11 +183,12 @@ def plan_engines(
         return EnginePlan(fallback.instances, fallback.threads, None, [],
                           "no cost grid (no time left in cost_grid_budget_s)", tuple(candidates))
     figures = ", ".join(
-        f"{s.instances}x{s.threads}: {s.throughput(config):.0f}/s ({s.source or 'not measured'})"
+        f"{s.instances}x{s.threads}: {s.score(config):.0f}/s ({s.throughput(config):.0f}/s at "
+        f"saturation, {1e3 * s.alone_s(config):.2f} ms alone; {s.source or 'not measured'})"
         for s in candidates
     )
     return EnginePlan(best.instances, best.threads, best.grid, best.engines,
-                      f"cost model, predicted texts/s at saturation: {figures}", tuple(candidates))
+                      f"cost model, predicted balanced texts/s: {figures}", tuple(candidates))
 
 
 def _load(factory: EngineFactory, spec: EngineSpec, split: Split) -> list[Engine]:

@@ -43,6 +43,12 @@ def test_the_grid_holds_what_each_cell_cost() -> None:
         for j, length in enumerate(LENGTHS):
             assert grid.seconds[i][j] == pytest.approx(cost(size, length))
     assert CostGrid.from_json(grid.to_json()) == grid
+    with_alone = CostGrid(grid.sizes, grid.lengths, grid.seconds, alone=tuple(LENGTHS))
+    assert CostGrid.from_json(with_alone.to_json()) == with_alone
+    old = {k: v for k, v in grid.to_json().items() if k != "alone"}  # a cache file of before
+    assert CostGrid.from_json(old) == grid
+    with pytest.raises(ValueError):
+        CostGrid.from_json({**grid.to_json(), "alone": [1.0]})
 
 
 def test_the_budget_stops_the_grid_and_the_rest_is_extrapolated() -> None:

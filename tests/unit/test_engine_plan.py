@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from engines.base import Engine, EngineSpec
@@ -72,6 +73,31 @@ def test_the_split_follows_the_cost(tmp_path: Path) -> None:
     assert "2x1" in plan.reason and "1x2" in plan.reason
     plan = Rig(tmp_path / "b", superlinear).plan(config())
     assert (plan.instances, plan.threads) == (1, 2)
+
+
+def near_linear(threads: int, rows: int, width: int) -> float:
+    """Two threads run a call 1.8x faster: two 1-thread instances gain 1.1x at saturation but
+    serve a lone text 1.8x slower."""
+    return (1.0 if threads == 1 else 0.55) * 0.01 * MS * rows * width
+
+
+def test_more_instances_must_gain_more_at_saturation_than_they_lose_alone(tmp_path: Path) -> None:
+    plan = Rig(tmp_path, near_linear).plan(config())
+    one, two = sorted(plan.candidates, key=lambda s: s.instances)
+    assert two.throughput(config()) > 1.05 * one.throughput(config())  # throughput alone: 2x1
+    assert two.alone_s(config()) > 1.7 * one.alone_s(config())
+    assert (plan.instances, plan.threads) == (1, 2)
+    assert "ms alone" in plan.reason and "at saturation" in plan.reason
+
+
+def test_a_split_of_several_instances_times_one_row_alone(tmp_path: Path) -> None:
+    plan = Rig(tmp_path, call_overhead).plan(config())
+    two = next(s for s in plan.candidates if s.instances == 2)
+    assert two.grid is not None and len(two.grid.alone) == len(two.grid.lengths)
+    assert two.grid.alone == pytest.approx([call_overhead(1, 1, n) for n in two.grid.lengths])
+    one = next(s for s in plan.candidates if s.instances == 1)
+    assert one.grid is not None and one.grid.alone == ()  # its first row is that already
+    assert one.grid.alone_s() == one.grid.seconds[0]
 
 
 def test_losing_candidates_are_closed(tmp_path: Path) -> None:
