@@ -4,7 +4,10 @@
 deadline is answered instead) and gives it a task and a turn (:class:`~server.scheduler.runner.Turn`).
 The task, like Ray Serve's batch handler:
 
-1. prepares the batch (tokenizes) in a worker thread, then waits for its turn and a free instance;
+1. prepares the batch (tokenizes) in a worker thread, then waits for its turn and a free instance
+   (or, when its turn and an instance are free as it leaves the queue, prepares and computes it
+   in one call on that instance's thread, skipping to 3:
+   :meth:`~server.scheduler.runner.EngineRunner.take_if_free`);
 2. drops the requests that expired or were cancelled meanwhile (:meth:`Tickets.drop_dead
    <server.scheduler.ticket.Tickets.drop_dead>`), preparing the rest again, so they are never
    computed; a batch left empty ends there;
@@ -97,6 +100,16 @@ class Batches(Generic[P, R]):
     async def _run(self, batch: list[Ticket[P, R]], turn: Turn) -> None:
         tickets = batch
         try:
+            if self._runner.take_if_free(turn):  # nothing ahead, an instance idle: one hop
+                for ticket in tickets:
+                    ticket.computing = True
+                self._backlog.start(id(batch), self._clock.now())
+                prepared, prepare_s, results, compute_s = await self._runner.prepare_and_run(
+                    [t.payload for t in tickets], turn, self._admission.expected_compute_s(tickets)
+                )
+                self._check_count(results, tickets)
+                self._answer(tickets, results, prepared, prepare_s, compute_s)
+                return
             prepared, prepare_s = await self._prepare(tickets)
             await self._runner.take_instance(turn)
             # Requests may have expired or been cancelled while the batch was prepared or
@@ -118,10 +131,7 @@ class Batches(Generic[P, R]):
                 [t.payload for t in tickets], prepared, turn,
                 self._admission.expected_compute_s(tickets),
             )
-            if len(results) != len(tickets):
-                raise InferenceFailed(
-                    f"the engine returned {len(results)} results for {len(tickets)} requests"
-                )
+            self._check_count(results, tickets)
             self._answer(tickets, results, prepared, prepare_s, compute_s)
         except Exception as error:
             logger.warning("model %s: a batch of %d requests failed", self._name, len(batch), exc_info=True)
@@ -135,6 +145,11 @@ class Batches(Generic[P, R]):
             self._runner.end_turn(turn)
             self._in_flight -= 1
             self._on_finished()
+
+    @staticmethod
+    def _check_count(results: Sequence[R], tickets: list[Ticket[P, R]]) -> None:
+        if len(results) != len(tickets):
+            raise InferenceFailed(f"the engine returned {len(results)} results for {len(tickets)} requests")
 
     def _answer(
         self, tickets: list[Ticket[P, R]], results: Sequence[R], prepared: PreparedBatch,

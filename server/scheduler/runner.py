@@ -14,6 +14,11 @@
 - **Out of memory.** A batch whose call raises :class:`~engines.errors.EngineOutOfMemory` is
   prepared again in halves, each run in turn (halved again if need be) before it fails.
 - Every other error propagates to the batcher, which fails that batch only.
+- **One hop when free.** A batch that finds its turn and an instance free at once
+  (:meth:`EngineRunner.take_if_free`, the common case below saturation) is prepared and
+  computed in one call on the instance's thread (:meth:`EngineRunner.prepare_and_run`): one
+  thread hop instead of two, which is most of a lone request's scheduling latency. Under load
+  the batch prepares in the worker pool while the instances compute, as before.
 
 Each instance's calls run on a thread of its own (one call at a time per instance anyway), so an
 abandoned call holds only its own thread, never one of the shared workers that prepare batches;
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Generic, TypeVar
@@ -114,6 +120,16 @@ class EngineRunner(Generic[P, R]):
         turn.instance = await self._instances.get()
         set_result_if_not_done(turn.taken, None)
 
+    def take_if_free(self, turn: Turn) -> bool:
+        """Take an instance for ``turn`` now if every earlier batch took its own and one is free."""
+        if turn.previous is not None and not turn.previous.done():
+            return False
+        if self._instances.empty():
+            return False
+        turn.instance = self._instances.get_nowait()
+        set_result_if_not_done(turn.taken, None)
+        return True
+
     def end_turn(self, turn: Turn) -> None:
         """The batch is done: the next may take its turn, and an instance it holds goes back."""
         set_result_if_not_done(turn.taken, None)
@@ -142,6 +158,40 @@ class EngineRunner(Generic[P, R]):
             if not abandoned:
                 self._instances.put_nowait(instance)
 
+    async def prepare_and_run(
+        self, payloads: Sequence[P], turn: Turn, expected_s: float
+    ) -> tuple[PreparedBatch, float, list[R], float]:
+        """Prepare and compute one batch in a single call on its turn's instance thread (taken
+        by :meth:`take_if_free`): the prepared batch, prepare seconds, results, compute seconds.
+        The instance goes back as in :meth:`run`; out of memory retries in halves as there."""
+        instance, turn.instance = turn.instance, None
+        assert instance is not None, "prepare_and_run() before take_if_free()"
+        handler = self._handler
+
+        def both() -> tuple[PreparedBatch, float, Sequence[R]]:
+            started = time.perf_counter()
+            prepared = handler.prepare(payloads)
+            prepare_s = time.perf_counter() - started
+            return prepared, prepare_s, handler.execute(prepared, instance)
+
+        abandoned = False
+        try:
+            try:
+                (prepared, prepare_s, results), total_s = await self._call(both, instance, expected_s)
+            except EngineOutOfMemory:
+                if len(payloads) < 2:
+                    raise
+                prepared = await self._in_thread(functools.partial(handler.prepare, payloads))
+                halves, compute_s = await self._halves(payloads, instance, expected_s)
+                return prepared, 0.0, halves, compute_s
+            return prepared, prepare_s, list(results), max(0.0, total_s - prepare_s)
+        except EngineTimeout:
+            abandoned = True
+            raise
+        finally:
+            if not abandoned:
+                self._instances.put_nowait(instance)
+
     def close(self) -> None:
         """No more replacements (the batcher stopped)."""
         if self._stuck is not None:
@@ -163,11 +213,19 @@ class EngineRunner(Generic[P, R]):
         self, payloads: Sequence[P], prepared: PreparedBatch, instance: int, expected_s: float
     ) -> tuple[list[R], float]:
         try:
-            results, compute_s = await self._call(prepared, instance, expected_s)
+            results, compute_s = await self._call(
+                functools.partial(self._handler.execute, prepared, instance), instance, expected_s
+            )
             return list(results), compute_s
         except EngineOutOfMemory:
             if len(payloads) < 2:
                 raise
+        return await self._halves(payloads, instance, expected_s)
+
+    async def _halves(
+        self, payloads: Sequence[P], instance: int, expected_s: float
+    ) -> tuple[list[R], float]:
+        """``payloads`` prepared and run in two halves (each halved again if need be)."""
         half = len(payloads) // 2
         logger.warning("model %s: out of memory on a batch of %d requests; retrying in halves",
                        self._name, len(payloads))
@@ -183,13 +241,12 @@ class EngineRunner(Generic[P, R]):
         return results_all, total_s
 
     async def _call(
-        self, prepared: PreparedBatch, instance: int, expected_s: float
-    ) -> tuple[Sequence[R], float]:
-        """One watched engine call: its result, or ``EngineTimeout`` past its limit."""
+        self, work: Callable[[], T], instance: int, expected_s: float
+    ) -> tuple[T, float]:
+        """One watched call of ``work`` on the instance's thread: its result and seconds, or
+        ``EngineTimeout`` past its limit."""
         loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(
-            self._thread_of(instance), timed(functools.partial(self._handler.execute, prepared, instance))
-        )
+        call = loop.run_in_executor(self._thread_of(instance), timed(work))
         if self._limits is None or self._stuck is None:
             return await call
         limit_s = self._limits.limit_s(expected_s)

@@ -89,6 +89,9 @@ class FakeHandler:
         self.overlaps = 0
         """Times an execute started on an instance that was already executing."""
         self.max_concurrent = 0
+        self.prepare_threads: list[str] = []
+        """The thread each prepare ran on, in order."""
+        self.execute_threads: list[str] = []
         self.prepare_calls = _Counter()
         self.execute_starts = _Counter()
         self.execute_ends = _Counter()
@@ -97,6 +100,7 @@ class FakeHandler:
         ids = [p.id for p in payloads]
         with self._lock:
             self.prepared.append(ids)
+            self.prepare_threads.append(threading.current_thread().name)
         self._loop.call_soon_threadsafe(self.prepare_calls.bump)
         if self._fail_prepare_if is not None and any(self._fail_prepare_if(p) for p in payloads):
             raise ValueError("cannot tokenize")
@@ -115,6 +119,7 @@ class FakeHandler:
             self._running[instance] += 1
             self.max_concurrent = max(self.max_concurrent, sum(self._running.values()))
             self.executed.append((instance, [p.id for p in payloads]))
+            self.execute_threads.append(threading.current_thread().name)
         self._loop.call_soon_threadsafe(self.execute_starts.bump)
         try:
             if self._gated and not self._gate.acquire(timeout=GATE_TIMEOUT_S):

@@ -1,4 +1,5 @@
-"""Several engine instances share one queue; prepare overlaps execute; a bounded pipeline."""
+"""Several engine instances share one queue; prepare overlaps execute; a bounded pipeline;
+one thread hop for a batch that finds an instance free."""
 
 from __future__ import annotations
 
@@ -56,4 +57,23 @@ async def test_busy_instances_let_the_queue_grow_into_a_full_batch() -> None:
     rig.handler.release(2)
     await asyncio.gather(first, *rest)
     assert rig.handler.executed_ids() == [["first"], ["r0", "r1", "r2"]]
+    await rig.batcher.stop()
+
+
+@hang_guard
+async def test_a_batch_that_finds_an_instance_free_is_prepared_and_run_in_one_hop() -> None:
+    rig = await make_rig(FakeHandler(gated=True), max_batch_size=2, max_queue_delay_us=0)
+    first = rig.submit(Text("a"))  # the instance is idle: prepared on the engine's own thread
+    await rig.handler.execute_starts.reach(1)
+    assert rig.handler.prepare_threads[0] == rig.handler.execute_threads[0]
+    assert "engine0" in rig.handler.execute_threads[0]
+    # a full batch formed while the instance is busy: prepared in the pool meanwhile
+    second = [rig.submit(Text("b")), rig.submit(Text("c"))]
+    await rig.handler.prepare_calls.reach(2)
+    assert "engine" not in rig.handler.prepare_threads[1]
+    assert rig.handler.execute_ends.value == 0
+    rig.handler.release(2)
+    assert await asyncio.gather(first, *second) == ["a!", "b!", "c!"]
+    assert rig.handler.executed_ids() == [["a"], ["b", "c"]] and rig.handler.overlaps == 0
+    assert rig.observer.batches[0][:2] == (1, 1)  # the one-hop batch is observed like any other
     await rig.batcher.stop()
