@@ -51,23 +51,37 @@ def monotone(seconds: np.ndarray) -> np.ndarray:
     return np.minimum.accumulate(np.minimum.accumulate(reverse, axis=0), axis=1)[::-1, ::-1]
 
 
+def _weights(points: np.ndarray, x: np.ndarray) -> tuple[IndexArray, IndexArray, np.ndarray]:
+    """Linear interpolation at ``x`` between sorted ``points``, flat outside them (as
+    ``np.interp``): ``f(x) = v[lo] * (1 - t) + v[hi] * t``."""
+    n = len(points)
+    above = np.searchsorted(points, x, side="right")
+    lo = np.clip(above - 1, 0, n - 1)
+    hi = np.clip(above, 0, n - 1)
+    span = points[hi] - points[lo]
+    t = np.where(hi > lo, (x - points[lo]) / np.where(span > 0, span, 1.0), 0.0)
+    return lo, hi, t
+
+
 def dense_table(grid: CostGrid, max_rows: int, max_width: int) -> np.ndarray:
-    """``table[r, w]``: predicted seconds of one call of ``r`` rows x ``w`` tokens (index 0 unused)."""
+    """``table[r, w]``: predicted seconds of one call of ``r`` rows x ``w`` tokens (index 0 unused).
+
+    Vectorized (a rebuild runs on the engine thread every :data:`REBUILD_EVERY` calls): tens of
+    microseconds, not one ``np.interp`` per column."""
     sizes = np.asarray(grid.sizes, dtype=np.float64)
     lengths = np.asarray(grid.lengths, dtype=np.float64)
     seconds = np.asarray(grid.seconds, dtype=np.float64)
     widths = np.arange(1, max_width + 1, dtype=np.float64)
-    by_width = np.stack([np.interp(widths, lengths, row) for row in seconds])  # [sizes, widths]
+    lo, hi, t = _weights(lengths, widths)
+    by_width = seconds[:, lo] * (1.0 - t) + seconds[:, hi] * t  # [sizes, widths]
     rows = np.arange(1, max_rows + 1, dtype=np.float64)
+    lo, hi, t = _weights(sizes, rows)
+    inside = by_width[lo, :] * (1.0 - t)[:, None] + by_width[hi, :] * t[:, None]
+    beyond = rows > sizes[-1]
+    if beyond.any():  # beyond the grid: the largest size's cost per row
+        inside[beyond] = by_width[-1][None, :] * (rows[beyond] / sizes[-1])[:, None]
     table = np.zeros((max_rows + 1, max_width + 1))
-    for w in range(max_width):
-        column = by_width[:, w]
-        inside = np.interp(rows, sizes, column)
-        if rows[-1] > sizes[-1]:  # beyond the grid: the largest size's cost per row
-            beyond = rows > sizes[-1]
-            inside[beyond] = column[-1] * rows[beyond] / sizes[-1]
-        table[1:, w + 1] = inside
-    table[0, :] = 0.0
+    table[1:, 1:] = inside
     return table
 
 
@@ -79,6 +93,8 @@ class CostModel:
             raise ValueError("cost grid has unmeasured cells")
         self._sizes = grid.sizes
         self._lengths = grid.lengths
+        self._log_sizes = [math.log(x) for x in grid.sizes]
+        self._log_lengths = [math.log(x) for x in grid.lengths]
         self._cells = monotone(np.asarray(grid.seconds, dtype=np.float64))
         self._grid = grid
         self._max_rows = min(max(max_rows, 1), MAX_TABLE_ROWS)
@@ -166,8 +182,9 @@ class CostModel:
         """One served engine call: move the nearest grid cell towards it."""
         if rows <= 0 or width <= 0 or not seconds > 0:
             return
-        i = int(np.argmin([abs(math.log(s / rows)) for s in self._sizes]))
-        j = int(np.argmin([abs(math.log(n / width)) for n in self._lengths]))
+        log_rows, log_width = math.log(rows), math.log(width)
+        i = min(range(len(self._log_sizes)), key=lambda k: abs(self._log_sizes[k] - log_rows))
+        j = min(range(len(self._log_lengths)), key=lambda k: abs(self._log_lengths[k] - log_width))
         predicted = self.call_s(rows, width)
         at_cell = self.call_s(self._sizes[i], self._lengths[j])
         if predicted <= 0:

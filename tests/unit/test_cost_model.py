@@ -10,7 +10,7 @@ import pytest
 
 from engines.cost_grid import CostGrid, grid_lengths, grid_sizes, measure_grid
 from server.scheduler import BatchPolicy
-from server.scheduler.cost_model import REBUILD_EVERY, CostModel
+from server.scheduler.cost_model import REBUILD_EVERY, CostModel, dense_table
 from server.scheduler.forecast import drain_s
 from tests.support.fake_engine import FakeEngine, ParallelClock
 
@@ -123,3 +123,31 @@ def test_a_cell_slowed_by_a_busy_machine_takes_its_larger_neighbours_figure() ->
     model = CostModel(noisy, 32, 64)
     assert model.call_s(2, LENGTHS[1]) == pytest.approx(cost(2, LENGTHS[2]))  # the next larger
     assert model.call_s(32, 64) == pytest.approx(cost(32, 64))
+
+
+def _reference_table(grid: CostGrid, max_rows: int, max_width: int) -> np.ndarray:
+    """The dense table by one np.interp per column (what dense_table vectorizes)."""
+    sizes, lengths = np.asarray(grid.sizes, float), np.asarray(grid.lengths, float)
+    seconds = np.asarray(grid.seconds, float)
+    widths = np.arange(1, max_width + 1, dtype=float)
+    by_width = np.stack([np.interp(widths, lengths, row) for row in seconds])
+    rows = np.arange(1, max_rows + 1, dtype=float)
+    table = np.zeros((max_rows + 1, max_width + 1))
+    for w in range(max_width):
+        column = np.interp(rows, sizes, by_width[:, w])
+        beyond = rows > sizes[-1]
+        column[beyond] = by_width[-1, w] * rows[beyond] / sizes[-1]
+        table[1:, w + 1] = column
+    return table
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_dense_table_interpolates_like_np_interp(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = (1, 2, 4, 8, 16)
+    lengths = (8, 13, 21, 34, 56)
+    grid = CostGrid(sizes, lengths, tuple(tuple(float(x) for x in rng.uniform(1e-4, 1e-2, len(lengths)))
+                                          for _ in sizes))
+    for max_rows, max_width in ((16, 56), (40, 64), (3, 5)):
+        assert dense_table(grid, max_rows, max_width) == pytest.approx(
+            _reference_table(grid, max_rows, max_width), rel=1e-12, abs=1e-15)
