@@ -28,10 +28,11 @@ an abandoned instance's thread is retired and its replacement gets a new one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
@@ -146,11 +147,18 @@ class EngineRunner(Generic[P, R]):
         raises, except after a watchdog timeout (``EngineTimeout``), when the runner replaces it
         or brings it back later.
         """
+        with self._holding(turn) as instance:
+            return await self._run_halving(payloads, prepared, instance, expected_s)
+
+    @contextlib.contextmanager
+    def _holding(self, turn: Turn) -> Iterator[int]:
+        """The turn's instance, taken over for the block: back in the pool when it ends, except
+        after a watchdog timeout (then the runner replaces it or brings it back later)."""
         instance, turn.instance = turn.instance, None
-        assert instance is not None, "run() before take_instance()"
+        assert instance is not None, "the batch holds no instance (take it first)"
         abandoned = False
         try:
-            return await self._run_halving(payloads, prepared, instance, expected_s)
+            yield instance
         except EngineTimeout:
             abandoned = True
             raise
@@ -164,18 +172,15 @@ class EngineRunner(Generic[P, R]):
         """Prepare and compute one batch in a single call on its turn's instance thread (taken
         by :meth:`take_if_free`): the prepared batch, prepare seconds, results, compute seconds.
         The instance goes back as in :meth:`run`; out of memory retries in halves as there."""
-        instance, turn.instance = turn.instance, None
-        assert instance is not None, "prepare_and_run() before take_if_free()"
         handler = self._handler
+        with self._holding(turn) as instance:
 
-        def both() -> tuple[PreparedBatch, float, Sequence[R]]:
-            started = time.perf_counter()
-            prepared = handler.prepare(payloads)
-            prepare_s = time.perf_counter() - started
-            return prepared, prepare_s, handler.execute(prepared, instance)
+            def both() -> tuple[PreparedBatch, float, Sequence[R]]:
+                started = time.perf_counter()
+                prepared = handler.prepare(payloads)
+                prepare_s = time.perf_counter() - started
+                return prepared, prepare_s, handler.execute(prepared, instance)
 
-        abandoned = False
-        try:
             try:
                 (prepared, prepare_s, results), total_s = await self._call(both, instance, expected_s)
             except EngineOutOfMemory:
@@ -185,12 +190,6 @@ class EngineRunner(Generic[P, R]):
                 halves, compute_s = await self._halves(payloads, instance, expected_s)
                 return prepared, 0.0, halves, compute_s
             return prepared, prepare_s, list(results), max(0.0, total_s - prepare_s)
-        except EngineTimeout:
-            abandoned = True
-            raise
-        finally:
-            if not abandoned:
-                self._instances.put_nowait(instance)
 
     def close(self) -> None:
         """No more replacements (the batcher stopped)."""
