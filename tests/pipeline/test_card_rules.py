@@ -113,3 +113,18 @@ def test_a_forced_smoke_rebuild_leaves_the_committed_files_byte_identical(tmp_pa
 
     refresh_card(model_dir)
     assert {name: (model_dir / name).read_bytes() for name in COMMITTED} == before
+
+
+@pytest.mark.parametrize("model", ["airline-sentiment", "review-sentiment", "home-intent"])
+def test_committed_text_configs_are_what_the_build_writes(model: str) -> None:
+    """Same bytes as ``text_config`` gives for the card, so a build that rewrites the config
+    (a changed recipe) changes only what the card changed; short-text models batch 128 rows."""
+    from pipeline.card import config_text
+    from pipeline.textcard import batch_rows, text_config
+
+    folder = Path(__file__).resolve().parents[2] / "model_repository" / model
+    card = json.loads((folder / "model_card.json").read_text())
+    config = text_config(model, card["labels"], card["max_length"], card["default_version"])
+    assert (folder / "config.yaml").read_text() == config_text(config)
+    assert config["batching"]["max_batch_size"] == (128 if card["max_length"] <= 32 else 32)
+    assert batch_rows(16) == 128 and batch_rows(56) == 32
