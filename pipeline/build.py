@@ -63,7 +63,7 @@ def recipe_stamp(name: str, profile: str = "full") -> str:
         return ranker_stamp(profile)
     from pipeline.textbuild import text_stamp
 
-    return text_stamp(model, settings_for(name, profile))
+    return text_stamp(name, model.dataset().files, settings_for(name, profile))
 
 
 def splits_for(name: str, profile: str = "full") -> Splits:

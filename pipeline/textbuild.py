@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,9 +58,10 @@ class Run:
         self.bar.update(round(self.estimates.get(stage, 0)))
 
 
-def text_stamp(model: ModelEntry, settings: BuildSettings) -> str:
-    """The build stamp of a text model's recipe (data bytes, settings, weight-shaping code)."""
-    return build_stamp(model.dataset().files, {"model": model.name, **settings.as_dict()})
+def text_stamp(name: str, files: Sequence[Path], settings: BuildSettings) -> str:
+    """The build stamp of a text model's recipe: its data ``files``' bytes, ``settings`` and the
+    weight-shaping code."""
+    return build_stamp(files, {"model": name, **settings.as_dict()})
 
 
 def build_text_model(
@@ -76,7 +77,7 @@ def build_text_model(
     """Build ``model`` into ``model_dir`` unless its stamp matches and ``is_built(model_dir)``."""
     name = model.name
     dataset = model.dataset()
-    stamp = text_stamp(model, settings)
+    stamp = text_stamp(name, dataset.files, settings)
     if not force and read_stamp(model_dir / STAMP_FILE) == stamp and is_built(model_dir):
         log.info("%s: up to date (stamp %s), skipping", name, stamp[:12])
         bar.update(round(sum(estimates.values())))
