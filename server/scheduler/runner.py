@@ -174,21 +174,22 @@ class EngineRunner(Generic[P, R]):
         The instance goes back as in :meth:`run`; out of memory retries in halves as there."""
         handler = self._handler
         with self._holding(turn) as instance:
+            prepared_here: list[tuple[PreparedBatch, float]] = []  # kept if execute runs out of memory
 
-            def both() -> tuple[PreparedBatch, float, Sequence[R]]:
+            def both() -> Sequence[R]:
                 started = time.perf_counter()
                 prepared = handler.prepare(payloads)
-                prepare_s = time.perf_counter() - started
-                return prepared, prepare_s, handler.execute(prepared, instance)
+                prepared_here.append((prepared, time.perf_counter() - started))
+                return handler.execute(prepared, instance)
 
             try:
-                (prepared, prepare_s, results), total_s = await self._call(both, instance, expected_s)
+                results, total_s = await self._call(both, instance, expected_s)
             except EngineOutOfMemory:
-                if len(payloads) < 2:
+                if len(payloads) < 2 or not prepared_here:
                     raise
-                prepared = await self._in_thread(functools.partial(handler.prepare, payloads))
                 halves, compute_s = await self._halves(payloads, instance, expected_s)
-                return prepared, 0.0, halves, compute_s
+                return *prepared_here[0], halves, compute_s
+            prepared, prepare_s = prepared_here[0]
             return prepared, prepare_s, list(results), max(0.0, total_s - prepare_s)
 
     def close(self) -> None:
