@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         for repo, model in targets:
             for n in counts:  # side by side: the same load, one server at a time
                 rows.append(measure(repo, model, n, args, args.out))
-                print(table(rows[-1:]).splitlines()[1], flush=True)
+                print(table(rows).splitlines()[-1], flush=True)  # its ratio to 0 as well
     print(f"\nclosed loop, {args.concurrency} connections from {args.clients} process(es), "
           f"{args.shape} requests, "
           f"{args.duration:.0f} s window, {os.cpu_count()} CPUs")
